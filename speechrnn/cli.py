@@ -10,22 +10,268 @@ from .errors import SpeechRNNError
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     """`speechrnn synth` (owned by speechrnn/synth.py)."""
+    p = sub.add_parser(
+        "synth",
+        help="build a Speech Commands style corpus offline from local speech synthesisers",
+        description=(
+            "Build a corpus in the Google Speech Commands layout (<out>/<word>/<speaker>_nohash_<n>.wav, "
+            "validation_list.txt, testing_list.txt, _background_noise_/) from local synthesisers: Piper "
+            "(neural), espeak-ng accents and variants, flite and festival voices, with per-speaker rate, "
+            "pitch and vocal-tract variation. Also writes _unknown_/ words, _phrases_/ (2-4 command words "
+            "in a row) and _sentences_/ (no command word), and _meta_/clips.jsonl with transcripts and word "
+            "times. Validation and test hold out whole voices. Same --seed gives identical files; an "
+            "interrupted build resumes when run again with the same settings."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", required=True, help="corpus directory to create or resume")
+    p.add_argument("--words", nargs="+", metavar="WORD", help="command words (default: the preset's)")
+    p.add_argument("--per-word", type=int, help="clips per command word (default: the preset's)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; everything follows from it")
+    p.add_argument(
+        "--preset",
+        choices=("tiny", "small", "default"),
+        default="default",
+        help="size: tiny (10 words x 8 clips, seconds; for tests), small (35 x 60), default (35 x 600, "
+        "4000 unknown, 3000 phrases, 300 sentences; ~20 min on 2 cores)",
+    )
+    p.add_argument("--jobs", type=int, help="worker processes (default: CPU count)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def run(args: argparse.Namespace) -> int:
+        from .synth import main_synth
+
+        return main_synth(
+            out=args.out,
+            words=args.words,
+            per_word=args.per_word,
+            seed=args.seed,
+            preset=args.preset,
+            jobs=args.jobs,
+            progress=not args.quiet,
+        )
+
+    p.set_defaults(func=run)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    """`speechrnn train` (owned by speechrnn/train.py)."""
+    """`speechrnn train`."""
+    from .model import CELLS
+
+    p = sub.add_parser(
+        "train",
+        help="train a model on a Speech Commands folder",
+        description="Train the streaming bidirectional RNN on a corpus in Speech Commands layout (real, or built by "
+        "`speechrnn synth`). Writes the best checkpoint to --out, the latest state to OUT.last.pt, metrics to "
+        "OUT.metrics.jsonl and curves to OUT.curves.png. Ctrl-C saves; --resume continues exactly. "
+        "For several processes: torchrun --nproc_per_node N -m speechrnn train ...",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--data", required=True, help="corpus root (Speech Commands layout)")
+    p.add_argument("--out", required=True, help="path of the best checkpoint (.pt)")
+    p.add_argument("--task", choices=("all", "12"), default="all", help="all corpus words, or the 12-class benchmark")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--ctc-weight", type=float, default=0.5, help="weight of the CTC loss next to cross-entropy")
+    p.add_argument("--cell", choices=sorted(CELLS), default="gru", help="recurrent cell")
+    p.add_argument("--hidden", type=int, default=160, help="hidden units per direction")
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--dropout", type=float, default=0.15, help="dropout between layers")
+    p.add_argument("--unidirectional", action="store_true", help="forward direction only (exact streaming)")
+    p.add_argument("--clip-grad", type=float, default=5.0, help="max gradient norm")
+    p.add_argument("--no-augment", action="store_true", help="no waveform augmentation")
+    p.add_argument("--no-phrases", action="store_true", help="train on single words only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="data loading processes")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this much training time")
+    p.add_argument("--limit-batches", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--resume", action="store_true", help="continue from OUT.last.pt")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .model import ModelConfig
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data, task=args.task, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        ctc_weight=args.ctc_weight, clip_grad=args.clip_grad, augment=not args.no_augment,
+        phrases=not args.no_phrases, seed=args.seed, workers=args.workers, device=args.device,
+        max_minutes=args.max_minutes, limit_batches=args.limit_batches,
+    )  # fmt: skip
+    model = ModelConfig(n_labels=0, cell=args.cell, hidden=args.hidden, layers=args.layers, dropout=args.dropout,
+                        bidirectional=not args.unidirectional)  # fmt: skip
+    train(cfg, args.out, model_config=model, resume=args.resume, progress_bar=sys.stderr.isatty())
+    return 0
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    """`speechrnn eval` (owned by speechrnn/evaluate.py)."""
+    """`speechrnn eval`."""
+    p = sub.add_parser(
+        "eval",
+        help="accuracy, per-class scores, confusion matrix and phrase WER on a corpus split",
+        description="Evaluate a checkpoint on a split of a Speech Commands folder. With --chunk-ms the model runs "
+        "under latency control (as when streaming), so the cost of streaming is measured.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", default=None, help="checkpoint (default: the model shipped with speechrnn)")
+    p.add_argument("--data", required=True, help="corpus root (Speech Commands layout)")
+    p.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    p.add_argument("--chunk-ms", type=float, default=None, help="latency-control chunk (default: full context)")
+    p.add_argument("--lookahead-ms", type=float, default=0.0, help="look-ahead with --chunk-ms")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", default=None, metavar="PNG", help="write the confusion matrix here")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    evaluate(model=args.model, data=args.data, split=args.split, chunk_ms=args.chunk_ms,
+             lookahead_ms=args.lookahead_ms, device=args.device, batch_size=args.batch_size,
+             as_json=args.json, plot=args.plot)  # fmt: skip
+    return 0
 
 
 def _add_transcribe(sub: argparse._SubParsersAction) -> None:
     """`speechrnn transcribe` (owned by speechrnn/transcribe.py)."""
+    p = sub.add_parser(
+        "transcribe",
+        help="label, text and word times of audio files, from one clip to hours of audio",
+        description="Transcribe audio files (directories are walked for .wav, .flac, .ogg, ...): the\n"
+        "classification head's label and score, the text from a lexicon-constrained CTC beam search, and\n"
+        "each word with its start and end time in seconds and a score. Clips up to 30 s run whole, in\n"
+        "batches; longer files stream in blocks, in memory that does not grow with their length. Words the\n"
+        "model is unsure of, or that are not in the lexicon, come out as <unk>. A file that cannot be read\n"
+        "is reported and the others still run; the exit status is then 1.",
+        epilog="examples:\n"
+        "  speechrnn transcribe clip.wav\n"
+        "  speechrnn transcribe recordings/ --json > out.jsonl\n"
+        "  speechrnn transcribe call.wav --words yes no maybe --beam 64",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="*", metavar="FILE_OR_DIR", help="audio files and directories")
+    p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the model shipped with speechrnn)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON line per file: {"path", "label", "score", "text", "words": [{"word", "start", '
+        '"end", "score"}]}, or {"path", "error"}',
+    )
+    p.add_argument("--beam", type=int, default=32, metavar="N", help="beam width of the search (default: 32)")
+    p.add_argument(
+        "--words",
+        nargs="+",
+        metavar="WORD",
+        help="the words that may be recognised, spelled with a-z and apostrophes (default: the model's "
+        "command words); put it after the files, or end the list with --",
+    )
+    p.add_argument(
+        "--min-word-score",
+        type=float,
+        default=0.4,
+        metavar="P",
+        help="words scoring below this (0-1) are reported as <unk>; 0 forces every word into the "
+        "lexicon (default: 0.4)",
+    )
+    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="clips per batch (default: 16)")
+    p.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:N (default: cpu)")
+
+    def run(args: argparse.Namespace) -> int:
+        from .transcribe import main_transcribe
+
+        if not args.paths:
+            hint = " (--words takes every name after it: put it after the files, or end it with --)"
+            p.error("expected at least one FILE_OR_DIR" + (hint if args.words else ""))
+        return main_transcribe(
+            paths=args.paths,
+            model=args.model,
+            as_json=args.json,
+            beam=args.beam,
+            words=args.words,
+            min_word_score=args.min_word_score,
+            device=args.device,
+            batch_size=args.batch_size,
+        )
+
+    p.set_defaults(func=run)
 
 
 def _add_listen(sub: argparse._SubParsersAction) -> None:
     """`speechrnn listen` (owned by speechrnn/listen.py)."""
+    p = sub.add_parser(
+        "listen",
+        help="spot keywords live from the microphone (or a file replayed as a live stream)",
+        description="Spot command words in a live stream and print each detection as it happens: from "
+        "the default input device (or --device), captured at 16 kHz mono or resampled from the rate the "
+        "device offers, or from a file replayed through the same path (--input, at real time or --fast). "
+        "The recogniser streams its GRU state from chunk to chunk; each detection is decided once its "
+        "chunk and look-ahead are heard. On a terminal a status line (input level, latency, overruns) is "
+        "kept on stderr. Ctrl-C stops and prints a summary.",
+        epilog="examples:\n"
+        "  speechrnn listen\n"
+        "  speechrnn listen --keywords yes no --threshold 0.8 --json\n"
+        "  speechrnn listen --input data/samples/yes.wav --fast\n"
+        "  speechrnn listen --list-devices",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the model shipped with speechrnn)")
+    p.add_argument("--input", metavar="FILE", help="replay this audio file instead of listening to a device")
+    p.add_argument("--fast", action="store_true", help="with --input: replay as fast as possible, not at real time")
+    p.add_argument(
+        "--json", action="store_true", help='one JSON line per detection: {"keyword", "time", "score"} (time in s)'
+    )
+    p.add_argument("--device", metavar="DEV", help="input device: index or name substring (see --list-devices)")
+    p.add_argument("--list-devices", action="store_true", help="list the audio devices and exit")
+    p.add_argument(
+        "--keywords", nargs="+", metavar="WORD", help="only these words fire (default: every command word the model knows)"
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="P",
+        help="smoothed probability (0-1) a keyword must reach: higher gives fewer false alarms and more "
+        "misses (default: 0.6)",
+    )
+    p.add_argument(
+        "--chunk-ms",
+        type=float,
+        default=120.0,
+        metavar="MS",
+        help="recogniser chunk, a multiple of the model's step (20 ms): larger costs less compute and adds "
+        "latency (default: 120)",
+    )
+    p.add_argument(
+        "--lookahead-ms",
+        type=float,
+        default=80.0,
+        metavar="MS",
+        help="audio past each chunk the backward GRU reads, a multiple of 20 ms (default: 80)",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from .listen import listen
+
+        listen(
+            model=args.model,
+            input=args.input,
+            fast=args.fast,
+            as_json=args.json,
+            device=args.device,
+            show_devices=args.list_devices,
+            keywords=args.keywords,
+            threshold=args.threshold,
+            chunk_ms=args.chunk_ms,
+            lookahead_ms=args.lookahead_ms,
+        )
+        return 0
+
+    p.set_defaults(func=run)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from .features import MFCC, FeatureConfig, frame_lengths
 from .text import VOCAB
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
@@ -254,11 +255,24 @@ def _reverse_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 class Recognizer(nn.Module):
-    """Normalisation, encoder, CTC head and attention-pooled label head."""
+    """MFCC front end, normalisation, encoder, CTC head and attention-pooled label head.
 
-    def __init__(self, config: ModelConfig):
+    Args:
+        config: the architecture.
+        labels: class names of the label head (`config.n_labels` of them).
+        features: the MFCC settings the model was trained with.
+    """
+
+    def __init__(self, config: ModelConfig, labels: tuple[str, ...] | None = None, features: FeatureConfig | None = None):
         super().__init__()
-        self.config = config
+        labels = tuple(labels) if labels is not None else tuple(f"label{i}" for i in range(config.n_labels))
+        if len(labels) != config.n_labels:
+            raise ValueError(f"expected {config.n_labels} labels, got {len(labels)}")
+        features = features or FeatureConfig(n_mfcc=config.n_input)
+        if features.n_mfcc != config.n_input:
+            raise ValueError(f"features give {features.n_mfcc} coefficients, the model expects {config.n_input}")
+        self.config, self.labels, self.features = config, labels, features
+        self.mfcc = MFCC(features)
         self.register_buffer("feat_mean", torch.zeros(config.n_input))
         self.register_buffer("feat_std", torch.ones(config.n_input))
         self.encoder = LatencyControlledRNN(
@@ -280,6 +294,14 @@ class Recognizer(nn.Module):
 
     def init_state(self, batch: int = 1) -> torch.Tensor:
         return self.encoder.init_state(batch, self.feat_mean.device)
+
+    def featurize(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded audio `(batch, samples)` -> MFCC `(batch, frames, n_input)` and valid frame counts."""
+        return self.mfcc(audio), frame_lengths(audio_lengths, self.features)
+
+    def steps_to_seconds(self, steps: float) -> float:
+        """Encoder steps -> seconds (the time at which an encoder step's first frame starts)."""
+        return steps * self.config.stride * self.features.hop_length / self.features.sample_rate
 
     def prepare(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """MFCC frames `(batch, frames, n_input)` -> normalised, stacked encoder steps and their lengths."""

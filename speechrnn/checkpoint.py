@@ -1,0 +1,103 @@
+"""Checkpoints: one self-describing file, loadable with `torch.load(weights_only=True)`, written atomically.
+
+Layout (format version 1): `format`, `version`, `model_config`, `feature_config`, `labels`, `vocab`, `model`
+(state dict, which holds the normalisation statistics), optional `train` (training config, progress,
+optimiser state, metrics history) and optional `info` (free-form: data, command, timings).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .errors import SpeechRNNError
+from .features import FeatureConfig
+from .model import ModelConfig, Recognizer
+from .text import VOCAB
+
+FORMAT = "speechrnn-checkpoint"
+VERSION = 1
+DEFAULT_MODEL = "model.pt"  # inside speechrnn/assets/
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package."""
+    return Path(str(resources.files("speechrnn") / "assets" / DEFAULT_MODEL))
+
+
+def save_checkpoint(path: str | os.PathLike, model: Recognizer, train: dict | None = None, info: dict | None = None) -> None:
+    """Write `model` (and optional training state) to `path` atomically: a temp file, then a rename."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ckpt = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": model.config.to_dict(),
+        "feature_config": model.features.to_dict(),
+        "labels": list(model.labels),
+        "vocab": list(VOCAB),
+        "model": state,
+    }
+    if train is not None:
+        ckpt["train"] = train
+    if info is not None:
+        ckpt["info"] = info
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load and validate a checkpoint dictionary (tensors on CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpeechRNNError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for foreign or damaged files
+        raise SpeechRNNError(f"{path}: not a speechrnn checkpoint (could not be loaded: {type(err).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise SpeechRNNError(f"{path}: not a speechrnn checkpoint (expected format {FORMAT!r})")
+    version = ckpt.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise SpeechRNNError(
+            f"{path}: checkpoint format version {version} is newer than this speechrnn understands ({VERSION}); upgrade speechrnn"
+        )
+    if list(ckpt.get("vocab", [])) != list(VOCAB):
+        raise SpeechRNNError(f"{path}: checkpoint vocabulary differs from this speechrnn's ({len(VOCAB)} symbols)")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> Recognizer:
+    """Build a `Recognizer` from a checkpoint dictionary."""
+    try:
+        model = Recognizer(
+            ModelConfig(**ckpt["model_config"]), tuple(ckpt["labels"]), FeatureConfig(**ckpt["feature_config"])
+        )
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise SpeechRNNError(f"{source}: checkpoint does not describe a valid model ({err})") from None
+    return model.eval()
+
+
+def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Recognizer:
+    """Load a trained model for inference (evaluation mode).
+
+    Args:
+        path: checkpoint file; None = the default model shipped inside the package.
+        device: where to put it.
+    """
+    path = Path(path) if path is not None else default_model_path()
+    if path == default_model_path() and not path.is_file():
+        raise SpeechRNNError(f"the default model is missing from the package ({path}); pass --model CKPT")
+    return model_from_checkpoint(read_checkpoint(path), str(path)).to(device)

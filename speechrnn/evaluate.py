@@ -1,0 +1,193 @@
+"""Evaluation: accuracy, per-class precision/recall/F1, confusion matrix, and CTC error rates on phrases.
+
+`--chunk-ms`/`--lookahead-ms` evaluate the same checkpoint under latency control, so the cost of streaming
+is a number next to the full-context one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .checkpoint import load_model
+from .decoding import char_error_rate, greedy_decode, word_error_rate
+from .errors import SpeechRNNError
+from .model import Recognizer
+from .speechcommands import SpeechCommandsDataset, collate
+
+
+def ms_to_steps(model: Recognizer, ms: float | None, what: str) -> int | None:
+    """Milliseconds -> encoder steps, insisting on a whole number of steps."""
+    if ms is None:
+        return None
+    step_ms = model.config.stride * model.features.hop_ms
+    steps = ms / step_ms
+    if steps < (1 if what == "chunk" else 0) or abs(steps - round(steps)) > 1e-6:
+        raise SpeechRNNError(f"--{what}-ms must be a {'positive ' if what == 'chunk' else ''}multiple of {step_ms:g} ms (one encoder step), got {ms:g}")
+    return int(round(steps))
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: Recognizer,
+    dataset: SpeechCommandsDataset,
+    *,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+    chunk: int | None = None,
+    lookahead: int = 0,
+    progress_bar: bool = True,
+) -> dict:
+    """Score `model` on every clip of `dataset` (no augmentation).
+
+    Args:
+        chunk, lookahead: latency control in encoder steps (None = full context).
+
+    Returns:
+        `n`, `accuracy`, `loss`, `labels`, `per_class` ({label: precision, recall, f1, support}),
+        `confusion` (rows = truth, columns = prediction), and where the split has texts: `wer`, `cer`,
+        `n_phrases` (WER/CER over phrase clips), `wer_all` (over every clip with a transcript).
+    """
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate, num_workers=0)
+    n_labels = len(model.labels)
+    confusion = torch.zeros(n_labels, n_labels, dtype=torch.long)
+    loss_sum, n = 0.0, 0
+    refs, hyps, phrase_refs, phrase_hyps = [], [], [], []
+    for batch in tqdm(loader, desc="evaluating", disable=not progress_bar, unit="batch"):
+        batch = batch.to(device)
+        feats, lengths = model.featurize(batch.audio, batch.audio_lengths)
+        out, _ = model(feats, lengths, chunk=chunk, lookahead=lookahead)
+        labelled = batch.labels >= 0
+        if labelled.any():
+            logits = out.pooled_logits()[labelled]
+            truth = batch.labels[labelled]
+            loss_sum += nn.functional.cross_entropy(logits, truth, reduction="sum").item()
+            n += int(labelled.sum())
+            pred = logits.argmax(-1)
+            confusion.index_put_((truth.cpu(), pred.cpu()), torch.ones_like(truth.cpu()), accumulate=True)
+        texts = greedy_decode(out.ctc_log_probs.cpu(), out.lengths.cpu())
+        targets = batch.texts if hasattr(batch, "texts") else None
+        for i, hyp in enumerate(texts):
+            if not bool(batch.has_text[i]):
+                continue
+            ref = targets[i] if targets is not None else _decode_target(batch, i)
+            if not ref:
+                continue
+            refs.append(ref)
+            hyps.append(hyp)
+            if int(batch.labels[i]) < 0:
+                phrase_refs.append(ref)
+                phrase_hyps.append(hyp)
+    if was_training:
+        model.train()
+    result = {
+        "n": n,
+        "accuracy": (confusion.diag().sum() / max(n, 1)).item(),
+        "loss": loss_sum / max(n, 1),
+        "labels": list(model.labels),
+        "per_class": _per_class(confusion, model.labels),
+        "confusion": confusion.tolist(),
+        "chunk_steps": chunk,
+        "lookahead_steps": lookahead,
+    }
+    if phrase_refs:
+        result.update(wer=word_error_rate(phrase_refs, phrase_hyps), cer=char_error_rate(phrase_refs, phrase_hyps),
+                      n_phrases=len(phrase_refs))  # fmt: skip
+    if refs:
+        result["wer_all"] = word_error_rate(refs, hyps)
+    return result
+
+
+def _decode_target(batch, i: int) -> str:
+    from .text import decode
+
+    return decode(batch.targets[i, : int(batch.target_lengths[i])].tolist())
+
+
+def _per_class(confusion: torch.Tensor, labels: tuple[str, ...]) -> dict:
+    tp = confusion.diag().double()
+    precision = tp / confusion.sum(0).double().clamp_min(1)
+    recall = tp / confusion.sum(1).double().clamp_min(1)
+    f1 = 2 * precision * recall / (precision + recall).clamp_min(1e-12)
+    return {
+        label: {"precision": precision[i].item(), "recall": recall[i].item(), "f1": f1[i].item(),
+                "support": int(confusion[i].sum())}  # fmt: skip
+        for i, label in enumerate(labels)
+    }
+
+
+def plot_confusion(result: dict, path: str | os.PathLike) -> None:
+    """Row-normalised confusion matrix as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conf = torch.tensor(result["confusion"], dtype=torch.float64)
+    norm = conf / conf.sum(1, keepdim=True).clamp_min(1)
+    labels = result["labels"]
+    size = max(6, 0.3 * len(labels))
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"accuracy {result['accuracy']:.1%} on {result['n']} clips")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def format_report(result: dict) -> str:
+    """Readable summary: headline numbers and the per-class table."""
+    lines = [f"accuracy {result['accuracy']:.2%} on {result['n']} clips"]
+    if "wer" in result:
+        lines.append(f"phrase WER {result['wer']:.2%}, CER {result['cer']:.2%} on {result['n_phrases']} phrases (greedy CTC)")
+    lines.append(f"{'label':<12} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")
+    for label, m in result["per_class"].items():
+        lines.append(f"{label:<12} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['support']:8d}")
+    return "\n".join(lines)
+
+
+def evaluate(
+    *,
+    model: str | None,
+    data: str,
+    split: str = "test",
+    chunk_ms: float | None = None,
+    lookahead_ms: float = 0.0,
+    device: str = "cpu",
+    batch_size: int = 64,
+    as_json: bool = False,
+    plot: str | None = None,
+) -> dict:
+    """The `speechrnn eval` command: load, score, print (JSON or a table), optionally plot the confusion matrix."""
+    if split not in ("train", "validation", "test"):
+        raise SpeechRNNError(f"--split must be train, validation or test, got {split!r}")
+    net = load_model(model, device=device)
+    task = "12" if len(net.labels) == 12 else "all"
+    dataset = SpeechCommandsDataset(data, split, task, labels=net.labels)
+    chunk = ms_to_steps(net, chunk_ms, "chunk")
+    lookahead = ms_to_steps(net, lookahead_ms, "lookahead") if chunk is not None else 0
+    result = evaluate_model(net, dataset, device=device, batch_size=batch_size, chunk=chunk, lookahead=lookahead,
+                            progress_bar=sys.stderr.isatty())  # fmt: skip
+    result["split"], result["model"] = split, str(model) if model else "default"
+    if plot:
+        plot_confusion(result, plot)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        print(format_report(result))
+        if plot:
+            print(f"confusion matrix: {Path(plot)}")
+    return result

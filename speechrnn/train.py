@@ -1,0 +1,425 @@
+"""Training: one plain loop with a joint CTC + cross-entropy loss and dynamic chunk training.
+
+Every batch draws a latency setting: full context (chunk None) or a chunk of a few encoder steps with a
+look-ahead, so one checkpoint serves offline transcription and live streaming (WeNet U2's dynamic chunks).
+
+Determinism and exact resume: the data order comes from (seed, epoch), augmentation from (seed, epoch,
+item), and each step's chunk choice, SpecAugment masks and dropout from (seed, step), so a run resumed from a
+checkpoint continues exactly as an uninterrupted one would. Checkpoints are written at every epoch end, every
+`save_minutes`, and on Ctrl-C.
+
+DDP: run under `torchrun --nproc_per_node N -m speechrnn train ...`; gloo on CPU, NCCL on GPU; rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from .augment import AugmentConfig, spec_augment
+from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from .errors import SpeechRNNError
+from .evaluate import evaluate_model
+from .features import FeatureConfig
+from .model import ModelConfig, Recognizer
+from .speechcommands import SpeechCommandsDataset, collate
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings. Stored in every checkpoint (its `train.config`)."""
+
+    data: str  # corpus root in Speech Commands layout
+    task: str = "all"  # label set: "all" (every corpus word) or "12" (the 12-class benchmark)
+    epochs: int = 30  # passes over the training split
+    batch_size: int = 64  # clips per optimiser step (per process under DDP)
+    lr: float = 2e-3  # peak learning rate (AdamW)
+    min_lr: float = 5e-5  # floor of the cosine decay
+    warmup_steps: int = 300  # linear warm-up
+    weight_decay: float = 1e-2  # AdamW decoupled weight decay
+    clip_grad: float = 5.0  # max global gradient norm (guards RNNs against exploding gradients)
+    ctc_weight: float = 0.5  # loss = cross-entropy + ctc_weight * CTC
+    full_context_prob: float = 0.5  # share of batches trained without latency control
+    chunk_steps: tuple[int, ...] = (4, 6, 8, 12, 25)  # chunk sizes (encoder steps) for the other batches
+    lookahead_steps: tuple[int, ...] = (2, 4, 6)  # look-ahead sizes (encoder steps) drawn with them
+    augment: bool = True  # waveform augmentation (noise, reverb, channel, speed, pitch, shift)
+    spec_augment: bool = True  # time and frequency masks on the features
+    phrases: bool = True  # also train on the multi-word phrase clips (CTC only)
+    norm_clips: int = 2000  # training clips used to estimate the feature mean and variance
+    seed: int = 0  # everything random derives from it
+    workers: int = 2  # DataLoader worker processes
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    save_minutes: float = 5.0  # also checkpoint mid-epoch this often
+    max_minutes: float | None = None  # stop (after saving) when this much wall time is spent
+    limit_batches: int | None = None  # cap batches per epoch (smoke tests)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["chunk_steps"], d["lookahead_steps"] = list(self.chunk_steps), list(self.lookahead_steps)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        d["chunk_steps"], d["lookahead_steps"] = tuple(d["chunk_steps"]), tuple(d["lookahead_steps"])
+        return cls(**d)
+
+
+@dataclass
+class Progress:
+    """Where a run is; saved with every checkpoint so that `--resume` continues from it."""
+
+    epoch: int = 0  # current epoch (0-based)
+    batch: int = 0  # batches of the current epoch already done
+    step: int = 0  # optimiser steps done in total
+    best: float = -1.0  # best validation accuracy so far
+    seconds: float = 0.0  # training wall time so far
+    history: list = field(default_factory=list)  # one dict of metrics per finished epoch
+
+
+def get_lr(step: int, cfg: TrainConfig, total_steps: int) -> float:
+    """Linear warm-up, then cosine decay to `min_lr` at `total_steps`."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def _seed_for(*parts: int) -> int:
+    """A 63-bit seed mixed from integers (stable across runs and processes)."""
+    h = 1469598103934665603
+    for p in parts:
+        h = ((h ^ (p & 0xFFFFFFFFFFFF)) * 1099511628211) & 0x7FFFFFFFFFFFFFFF
+    return h
+
+
+class EpochSampler(Sampler):
+    """A permutation drawn from (seed, epoch), split across DDP ranks, skipping batches already done."""
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.rank, self.world = n, seed, rank, world
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def _indices(self) -> list[int]:
+        g = torch.Generator().manual_seed(_seed_for(self.seed, self.epoch))
+        order = torch.randperm(self.n, generator=g).tolist()
+        per_rank = self.n // self.world  # drop the ragged tail so every rank does the same number of steps
+        return order[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+    def __iter__(self):
+        return iter(self._indices()[self.skip :])
+
+    def __len__(self) -> int:
+        return self.n // self.world - self.skip
+
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SpeechRNNError(f"--device {name} asked for, but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank), initialising the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+@torch.no_grad()
+def feature_statistics(
+    dataset: SpeechCommandsDataset, model: Recognizer, clips: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of MFCCs over a seeded sample of `dataset` (give it one without augmentation)."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(dataset), generator=g)[:clips].tolist()
+    total = torch.zeros(model.config.n_input, dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    count = 0
+    for start in range(0, len(idx), 128):
+        batch = collate([dataset[i] for i in idx[start : start + 128]])
+        feats, lengths = model.featurize(batch.audio, batch.audio_lengths)
+        mask = torch.arange(feats.shape[1])[None, :] < lengths[:, None]
+        valid = feats[mask].double()
+        total += valid.sum(0)
+        total_sq += (valid**2).sum(0)
+        count += valid.shape[0]
+    if count == 0:
+        raise SpeechRNNError("no training audio to compute feature statistics from")
+    mean = total / count
+    std = (total_sq / count - mean**2).clamp_min(1e-8).sqrt()
+    return mean.float(), std.float()
+
+
+def compute_loss(
+    model: nn.Module, batch, cfg: TrainConfig, step: int, device: torch.device
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Joint loss of one batch under the latency setting drawn for `step`."""
+    g = torch.Generator().manual_seed(_seed_for(cfg.seed, step, 7))
+    core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    feats, lengths = core.featurize(batch.audio, batch.audio_lengths)
+    if cfg.spec_augment:
+        feats = spec_augment(feats, lengths, g)
+    if torch.rand((), generator=g).item() < cfg.full_context_prob:
+        chunk, lookahead = None, 0
+    else:
+        chunk = cfg.chunk_steps[int(torch.randint(len(cfg.chunk_steps), (), generator=g))]
+        lookahead = cfg.lookahead_steps[int(torch.randint(len(cfg.lookahead_steps), (), generator=g))]
+    out, _ = model(feats, lengths, chunk=chunk, lookahead=lookahead)
+    losses: dict[str, float] = {}
+    total = feats.new_zeros(())
+    has_label = batch.labels >= 0
+    if has_label.any():
+        logits = out.pooled_logits()[has_label]
+        ce = nn.functional.cross_entropy(logits, batch.labels[has_label])
+        total = total + ce
+        losses["ce"] = ce.item()
+    if cfg.ctc_weight > 0 and batch.has_text.any():
+        sel = batch.has_text
+        log_probs = out.ctc_log_probs[sel].transpose(0, 1).float()  # (steps, batch, vocab) for ctc_loss
+        ctc = nn.functional.ctc_loss(
+            log_probs,
+            batch.targets[sel],
+            out.lengths[sel],
+            batch.target_lengths[sel],
+            blank=0,
+            reduction="mean",
+            zero_infinity=True,
+        )
+        total = total + cfg.ctc_weight * ctc
+        losses["ctc"] = ctc.item()
+    losses["loss"] = total.item()
+    return total, losses
+
+
+def _save(path: Path, model: Recognizer, cfg: TrainConfig, progress: Progress, optimizer) -> None:
+    train = {
+        "config": cfg.to_dict(),
+        "progress": asdict(progress),
+        "optimizer": optimizer.state_dict(),
+    }
+    save_checkpoint(path, model, train=train)
+
+
+def _plot_history(history: list[dict], out: Path) -> None:
+    """Loss and accuracy curves as a PNG beside the checkpoint."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    a.plot(epochs, [h["train_loss"] for h in history], label="train loss")
+    a.plot(epochs, [h["val_loss"] for h in history], label="validation loss")
+    a.set_xlabel("epoch")
+    a.legend()
+    b.plot(epochs, [h["val_accuracy"] for h in history], label="validation accuracy (full context)")
+    if any("val_accuracy_streaming" in h for h in history):
+        b.plot(epochs, [h.get("val_accuracy_streaming", float("nan")) for h in history], label="validation accuracy (streaming)")
+    b.set_xlabel("epoch")
+    b.set_ylim(0, 1)
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def train(
+    cfg: TrainConfig,
+    out: str | os.PathLike,
+    model_config: ModelConfig | None = None,
+    features: FeatureConfig | None = None,
+    resume: bool = False,
+    progress_bar: bool = True,
+) -> Path:
+    """Train a model and write the best checkpoint to `out` (plus `<out>.last.pt`, metrics and curves).
+
+    Args:
+        cfg: training settings.
+        out: path of the best checkpoint.
+        model_config: architecture (its `n_labels` is set from the task); default architecture if None.
+        features: MFCC settings; defaults if None.
+        resume: continue from `<out>.last.pt` exactly where it stopped.
+
+    Returns:
+        The path of the best checkpoint.
+    """
+    out = Path(out)
+    last = out.with_suffix(".last.pt")
+    rank, world, local_rank = _distributed()
+    device = _pick_device(cfg.device)
+    if device.type == "cpu":
+        # Small recurrent ops lose more to thread synchronisation than they gain from a second thread,
+        # and the data workers need cores too.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world - cfg.workers))
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+    optimizer_state = None
+    if resume:
+        if not last.is_file():
+            raise SpeechRNNError(f"--resume: no checkpoint to resume from at {last}")
+        ckpt = read_checkpoint(last)
+        if "train" not in ckpt:
+            raise SpeechRNNError(f"{last}: holds no training state to resume from")
+        cfg = replace(TrainConfig.from_dict(ckpt["train"]["config"]), device=cfg.device, workers=cfg.workers,
+                      max_minutes=cfg.max_minutes)  # fmt: skip
+        progress = Progress(**ckpt["train"]["progress"])
+        model = model_from_checkpoint(ckpt, str(last)).train()
+        optimizer_state = ckpt["train"]["optimizer"]
+    train_set = SpeechCommandsDataset(
+        cfg.data, "train", cfg.task, augment=AugmentConfig() if cfg.augment else None, seed=cfg.seed, phrases=cfg.phrases
+    )
+    val_set = SpeechCommandsDataset(cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=cfg.phrases, labels=train_set.labels)
+    val_words = SpeechCommandsDataset(cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=False, labels=train_set.labels)
+    if not resume:
+        progress = Progress()
+        mc = replace(model_config or ModelConfig(n_labels=len(train_set.labels)), n_labels=len(train_set.labels))
+        torch.manual_seed(cfg.seed)
+        model = Recognizer(mc, train_set.labels, features or FeatureConfig(n_mfcc=mc.n_input))
+        plain = SpeechCommandsDataset(cfg.data, "train", cfg.task, seed=cfg.seed, phrases=cfg.phrases)
+        model.set_normalization(*feature_statistics(plain, model, cfg.norm_clips, cfg.seed))
+    elif tuple(model.labels) != tuple(train_set.labels):
+        raise SpeechRNNError(f"{last}: its labels differ from the corpus's {cfg.task!r} task labels")
+    model.to(device)
+    net: nn.Module = model
+    if world > 1:
+        # find_unused_parameters: a batch of phrases only leaves the label head without gradients.
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+        )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+
+    sampler = EpochSampler(len(train_set), cfg.seed, rank, world)
+    batches_per_epoch = len(sampler) // cfg.batch_size
+    if cfg.limit_batches:
+        batches_per_epoch = min(batches_per_epoch, cfg.limit_batches)
+    if batches_per_epoch == 0:
+        raise SpeechRNNError(f"{cfg.data}: {len(train_set)} training clips are fewer than one batch of {cfg.batch_size}")
+    total_steps = batches_per_epoch * cfg.epochs
+    log_path = out.with_suffix(".metrics.jsonl")
+    if rank == 0:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        print(
+            f"training {model.num_parameters():,} parameters on {len(train_set)} clips "
+            f"({len(train_set.labels)} labels), {world} process(es) on {device}",
+            flush=True,
+        )
+    start_time = time.monotonic() - progress.seconds
+    last_save = time.monotonic()
+    interrupted = False
+    try:
+        while progress.epoch < cfg.epochs:
+            epoch = progress.epoch
+            train_set.set_epoch(epoch)
+            sampler.set_epoch(epoch, skip=progress.batch * cfg.batch_size)
+            loader = DataLoader(
+                train_set,
+                batch_size=cfg.batch_size,
+                sampler=sampler,
+                collate_fn=collate,
+                num_workers=cfg.workers,
+                drop_last=True,
+                persistent_workers=False,
+                pin_memory=device.type == "cuda",
+            )
+            net.train()
+            bar = tqdm(total=batches_per_epoch, initial=progress.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       disable=not progress_bar or rank != 0, unit="batch", dynamic_ncols=True)  # fmt: skip
+            sums: dict[str, float] = {}
+            seen, t0 = 0, time.monotonic()
+            for batch in loader:
+                if progress.batch >= batches_per_epoch:
+                    break
+                batch = batch.to(device)
+                lr = get_lr(progress.step, cfg, total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                torch.manual_seed(_seed_for(cfg.seed, progress.step, 11))  # dropout masks
+                loss, parts = compute_loss(net, batch, cfg, progress.step, device)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+                if torch.isfinite(grad_norm):
+                    optimizer.step()
+                progress.step += 1
+                progress.batch += 1
+                seen += batch.audio.shape[0] * world
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                rate = seen / max(time.monotonic() - t0, 1e-9)
+                bar.set_postfix(loss=f"{parts['loss']:.3f}", lr=f"{lr:.1e}", clips_s=f"{rate:.0f}")
+                bar.update(1)
+                if rank == 0 and time.monotonic() - last_save > cfg.save_minutes * 60:
+                    progress.seconds = time.monotonic() - start_time
+                    _save(last, model, cfg, progress, optimizer)
+                    last_save = time.monotonic()
+                if cfg.max_minutes and time.monotonic() - start_time > cfg.max_minutes * 60:
+                    raise KeyboardInterrupt
+            bar.close()
+            n = max(progress.batch, 1)
+            metrics = evaluate_model(model, val_set, device=device, batch_size=max(cfg.batch_size, 64), progress_bar=False)
+            stream = evaluate_model(model, val_words, device=device, batch_size=max(cfg.batch_size, 64),
+                                    chunk=6, lookahead=4, progress_bar=False)  # fmt: skip
+            progress.seconds = time.monotonic() - start_time
+            record = {
+                "epoch": epoch + 1,
+                "step": progress.step,
+                "train_loss": sums.get("loss", 0.0) / n,
+                "train_ce": sums.get("ce", 0.0) / n,
+                "train_ctc": sums.get("ctc", 0.0) / n,
+                "val_loss": metrics["loss"],
+                "val_accuracy": metrics["accuracy"],
+                "val_accuracy_streaming": stream["accuracy"],
+                "val_wer": metrics.get("wer"),
+                "clips_per_s": seen / max(time.monotonic() - t0, 1e-9),
+                "seconds": progress.seconds,
+                "lr": lr,
+            }
+            progress.history.append(record)
+            progress.epoch += 1
+            progress.batch = 0
+            if rank == 0:
+                print(json.dumps(record), flush=True)
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                if metrics["accuracy"] > progress.best:
+                    progress.best = metrics["accuracy"]
+                    _save(out, model, cfg, progress, optimizer)
+                _save(last, model, cfg, progress, optimizer)
+                last_save = time.monotonic()
+                _plot_history(progress.history, out.with_suffix(".curves.png"))
+    except KeyboardInterrupt:
+        interrupted = True
+        if rank == 0:
+            progress.seconds = time.monotonic() - start_time
+            _save(last, model, cfg, progress, optimizer)
+            print(f"stopped: saved training state to {last}; continue with --resume", flush=True)
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    if rank == 0 and not out.exists():
+        _save(out, model, cfg, progress, optimizer)
+    if interrupted and not cfg.max_minutes:
+        raise KeyboardInterrupt
+    return out

@@ -1,0 +1,130 @@
+"""Training: a tiny model learns, checkpoints round-trip, resume is exact, DDP runs, bad files are refused."""
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from speechrnn.checkpoint import load_model, read_checkpoint, save_checkpoint
+from speechrnn.errors import SpeechRNNError
+from speechrnn.model import ModelConfig, Recognizer
+from speechrnn.speechcommands import SpeechCommandsDataset, collate
+from speechrnn.train import TrainConfig, compute_loss, train
+
+TINY = ModelConfig(n_labels=0, hidden=24, layers=2, dropout=0.0)
+
+
+def _cfg(corpus, **kw) -> TrainConfig:
+    base = dict(data=str(corpus), task="12", epochs=2, batch_size=8, lr=3e-3, warmup_steps=5, workers=0,
+                device="cpu", norm_clips=64, save_minutes=1e9)  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_tiny_model_overfits_a_tiny_batch(fake_corpus):
+    torch.manual_seed(0)
+    ds = SpeechCommandsDataset(fake_corpus, "train", "12", phrases=True)
+    batch = collate([ds[i] for i in range(min(12, len(ds)))])
+    model = Recognizer(replace(TINY, n_labels=len(ds.labels)), ds.labels)
+    cfg = _cfg(fake_corpus, spec_augment=False, full_context_prob=1.0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for step in range(150):
+        loss, parts = compute_loss(model, batch, cfg, step, torch.device("cpu"))
+        first = first if first is not None else parts["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert parts["loss"] < 0.1 * first
+    model.eval()
+    with torch.no_grad():
+        out, _ = model(*model.featurize(batch.audio, batch.audio_lengths))
+    labelled = batch.labels >= 0
+    assert (out.pooled_logits()[labelled].argmax(-1) == batch.labels[labelled]).all()
+
+
+def test_train_writes_checkpoint_metrics_and_curves(fake_corpus, tmp_path):
+    out = tmp_path / "m.pt"
+    train(_cfg(fake_corpus, limit_batches=4), out, model_config=TINY, progress_bar=False)
+    for suffix in (".pt", ".last.pt", ".metrics.jsonl", ".curves.png"):
+        assert out.with_suffix(suffix).is_file(), suffix
+    model = load_model(out)
+    assert model.labels[:2] == ("_silence_", "_unknown_")
+    last = read_checkpoint(out.with_suffix(".last.pt"))
+    assert last["train"]["progress"]["epoch"] == 2
+    assert len(last["train"]["progress"]["history"]) == 2
+    best = read_checkpoint(out)["train"]["progress"]  # the best epoch's state
+    assert best["best"] == max(h["val_accuracy"] for h in best["history"])
+    assert not torch.allclose(model.feat_std, torch.ones_like(model.feat_std))  # statistics were computed
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(3)
+    model = Recognizer(replace(TINY, n_labels=3, cell="lstm"), ("a", "b", "c")).eval()
+    save_checkpoint(tmp_path / "x.pt", model, info={"note": "hi"})
+    loaded = load_model(tmp_path / "x.pt")
+    assert loaded.labels == model.labels and loaded.config == model.config and loaded.features == model.features
+    feats = torch.randn(1, 30, 40)
+    a, _ = model(feats, torch.tensor([30]))
+    b, _ = loaded(feats, torch.tensor([30]))
+    torch.testing.assert_close(a.ctc_log_probs, b.ctc_log_probs)
+    assert torch.load(tmp_path / "x.pt", weights_only=True)["info"] == {"note": "hi"}
+
+
+def test_resume_continues_exactly(fake_corpus, tmp_path):
+    straight = tmp_path / "a" / "m.pt"
+    train(_cfg(fake_corpus, epochs=2, limit_batches=4), straight, model_config=TINY, progress_bar=False)
+    stopped = tmp_path / "b" / "m.pt"
+    # Stop part-way through the first epoch, as a killed run would, then resume twice.
+    train(_cfg(fake_corpus, epochs=2, limit_batches=4, max_minutes=1e-9), stopped, model_config=TINY, progress_bar=False)
+    first = read_checkpoint(stopped.with_suffix(".last.pt"))["train"]["progress"]
+    assert first["epoch"] == 0 and first["batch"] == 1
+    train(_cfg(fake_corpus, epochs=2, limit_batches=4), stopped, model_config=TINY, resume=True, progress_bar=False)
+    a = read_checkpoint(straight.with_suffix(".last.pt"))
+    b = read_checkpoint(stopped.with_suffix(".last.pt"))
+    for k, v in a["model"].items():
+        torch.testing.assert_close(b["model"][k], v, atol=1e-6, rtol=1e-5, msg=k)
+    assert a["train"]["progress"]["step"] == b["train"]["progress"]["step"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"not a checkpoint at all", "not a speechrnn checkpoint"),
+        (None, "not a speechrnn checkpoint"),  # a torch file of someone else's
+        ("newer", "newer than this speechrnn"),
+    ],
+)
+def test_bad_checkpoints_are_refused(tmp_path, content, message):
+    path = tmp_path / "bad.pt"
+    if content is None:
+        torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
+    elif content == "newer":
+        model = Recognizer(replace(TINY, n_labels=2), ("a", "b"))
+        save_checkpoint(path, model)
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["version"] = 99
+        torch.save(ckpt, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(SpeechRNNError, match=message):
+        load_model(path)
+    with pytest.raises(SpeechRNNError, match="no such checkpoint"):
+        load_model(tmp_path / "missing.pt")
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(fake_corpus, tmp_path):
+    out = tmp_path / "ddp.pt"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "speechrnn", "train", "--data", str(fake_corpus), "--out", str(out), "--task", "12",
+           "--epochs", "1", "--batch-size", "4", "--hidden", "16", "--layers", "1", "--workers", "0",
+           "--device", "cpu"]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es)" in proc.stdout
+    assert out.is_file() and load_model(out).labels[0] == "_silence_"
