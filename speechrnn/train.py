@@ -60,7 +60,7 @@ class TrainConfig:
     workers: int = 2  # DataLoader worker processes
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     save_minutes: float = 5.0  # also checkpoint mid-epoch this often
-    max_minutes: float | None = None  # stop (after saving) when this much wall time is spent
+    max_minutes: float | None = None  # time budget: the schedule follows wall time and training ends with it
     limit_batches: int | None = None  # cap batches per epoch (smoke tests)
 
     def to_dict(self) -> dict:
@@ -87,11 +87,15 @@ class Progress:
     history: list = field(default_factory=list)  # one dict of metrics per finished epoch
 
 
-def get_lr(step: int, cfg: TrainConfig, total_steps: int) -> float:
-    """Linear warm-up, then cosine decay to `min_lr` at `total_steps`."""
+def get_lr(step: int, cfg: TrainConfig, total_steps: int, elapsed: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to `min_lr` at `total_steps`, or, under a time budget
+    (`max_minutes`), at the end of the budget (`elapsed` seconds spent so far)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+    if cfg.max_minutes:
+        progress = min(1.0, elapsed / (cfg.max_minutes * 60))
+    else:
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
@@ -327,9 +331,9 @@ def train(
         )
     start_time = time.monotonic() - progress.seconds
     last_save = time.monotonic()
-    interrupted = False
+    interrupted = out_of_time = False
     try:
-        while progress.epoch < cfg.epochs:
+        while progress.epoch < cfg.epochs and not out_of_time:
             epoch = progress.epoch
             train_set.set_epoch(epoch)
             sampler.set_epoch(epoch, skip=progress.batch * cfg.batch_size)
@@ -352,7 +356,7 @@ def train(
                 if progress.batch >= batches_per_epoch:
                     break
                 batch = batch.to(device)
-                lr = get_lr(progress.step, cfg, total_steps)
+                lr = get_lr(progress.step, cfg, total_steps, time.monotonic() - start_time)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 torch.manual_seed(_seed_for(cfg.seed, progress.step, 11))  # dropout masks
@@ -375,7 +379,8 @@ def train(
                     _save(last, model, cfg, progress, optimizer)
                     last_save = time.monotonic()
                 if cfg.max_minutes and time.monotonic() - start_time > cfg.max_minutes * 60:
-                    raise KeyboardInterrupt
+                    out_of_time = True
+                    break
             bar.close()
             n = max(progress.batch, 1)
             metrics = evaluate_model(model, val_set, device=device, batch_size=max(cfg.batch_size, 64), progress_bar=False)
@@ -396,9 +401,12 @@ def train(
                 "seconds": progress.seconds,
                 "lr": lr,
             }
+            if out_of_time:
+                record["partial"] = True  # the budget ended mid-epoch; --resume would finish the epoch
+            else:
+                progress.epoch += 1
+                progress.batch = 0
             progress.history.append(record)
-            progress.epoch += 1
-            progress.batch = 0
             if rank == 0:
                 print(json.dumps(record), flush=True)
                 with open(log_path, "a") as f:
@@ -420,6 +428,6 @@ def train(
             dist.destroy_process_group()
     if rank == 0 and not out.exists():
         _save(out, model, cfg, progress, optimizer)
-    if interrupted and not cfg.max_minutes:
+    if interrupted:
         raise KeyboardInterrupt
     return out

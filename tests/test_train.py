@@ -12,6 +12,7 @@ from speechrnn.checkpoint import load_model, read_checkpoint, save_checkpoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.speechcommands import SpeechCommandsDataset, collate
+import speechrnn.train as train_module
 from speechrnn.train import TrainConfig, compute_loss, train
 
 TINY = ModelConfig(n_labels=0, hidden=24, layers=2, dropout=0.0)
@@ -74,12 +75,24 @@ def test_checkpoint_round_trip(tmp_path):
     assert torch.load(tmp_path / "x.pt", weights_only=True)["info"] == {"note": "hi"}
 
 
-def test_resume_continues_exactly(fake_corpus, tmp_path):
+def test_resume_continues_exactly(fake_corpus, tmp_path, monkeypatch):
     straight = tmp_path / "a" / "m.pt"
     train(_cfg(fake_corpus, epochs=2, limit_batches=4), straight, model_config=TINY, progress_bar=False)
     stopped = tmp_path / "b" / "m.pt"
-    # Stop part-way through the first epoch, as a killed run would, then resume twice.
-    train(_cfg(fake_corpus, epochs=2, limit_batches=4, max_minutes=1e-9), stopped, model_config=TINY, progress_bar=False)
+    # Ctrl-C during the second batch of the first epoch: the state is saved, then the run resumes.
+    calls = {"n": 0}
+    real_loss = train_module.compute_loss
+
+    def interrupt_on_second_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "compute_loss", interrupt_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(fake_corpus, epochs=2, limit_batches=4), stopped, model_config=TINY, progress_bar=False)
+    monkeypatch.setattr(train_module, "compute_loss", real_loss)
     first = read_checkpoint(stopped.with_suffix(".last.pt"))["train"]["progress"]
     assert first["epoch"] == 0 and first["batch"] == 1
     train(_cfg(fake_corpus, epochs=2, limit_batches=4), stopped, model_config=TINY, resume=True, progress_bar=False)
@@ -128,3 +141,11 @@ def test_ddp_two_cpu_processes(fake_corpus, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es)" in proc.stdout
     assert out.is_file() and load_model(out).labels[0] == "_silence_"
+
+
+def test_time_budget_ends_training_with_a_validated_checkpoint(fake_corpus, tmp_path):
+    out = tmp_path / "m.pt"
+    train(_cfg(fake_corpus, epochs=50, max_minutes=0.05), out, model_config=TINY, progress_bar=False)
+    history = read_checkpoint(out.with_suffix(".last.pt"))["train"]["progress"]["history"]
+    assert history and history[-1].get("partial") and len(history) < 50
+    assert load_model(out).labels[0] == "_silence_"
