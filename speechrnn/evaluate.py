@@ -175,8 +175,7 @@ def evaluate(
     if split not in ("train", "validation", "test"):
         raise SpeechRNNError(f"--split must be train, validation or test, got {split!r}")
     net = load_model(model, device=device)
-    task = "12" if len(net.labels) == 12 else "all"
-    dataset = SpeechCommandsDataset(data, split, task, labels=net.labels)
+    dataset = SpeechCommandsDataset(data, split, labels=net.labels)  # words outside the labels -> _unknown_
     chunk = ms_to_steps(net, chunk_ms, "chunk")
     lookahead = ms_to_steps(net, lookahead_ms, "lookahead") if chunk is not None else 0
     result = evaluate_model(net, dataset, device=device, batch_size=batch_size, chunk=chunk, lookahead=lookahead,
