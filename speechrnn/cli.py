@@ -220,16 +220,12 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the model shipped with speechrnn)")
-    p.add_argument("--input", metavar="FILE", help="replay this audio file instead of listening to a device")
-    p.add_argument("--fast", action="store_true", help="with --input: replay as fast as possible, not at real time")
-    p.add_argument(
-        "--json", action="store_true", help='one JSON line per detection: {"keyword", "time", "score"} (time in s)'
-    )
-    p.add_argument("--device", metavar="DEV", help="input device: index or name substring (see --list-devices)")
+    p.add_argument("--input", metavar="FILE", help="replay this audio file instead of a device")
+    p.add_argument("--fast", action="store_true", help="with --input: replay as fast as possible")
+    p.add_argument("--json", action="store_true", help='a {"keyword", "time", "score"} JSON line each')
+    p.add_argument("--device", metavar="DEV", help="input device: index or name (see --list-devices)")
     p.add_argument("--list-devices", action="store_true", help="list the audio devices and exit")
-    p.add_argument(
-        "--keywords", nargs="+", metavar="WORD", help="only these words fire (default: every command word the model knows)"
-    )
+    p.add_argument("--keywords", nargs="+", metavar="WORD", help="only these words fire (default: all)")
     p.add_argument(
         "--threshold",
         type=float,

@@ -1,0 +1,132 @@
+"""Keyword spotting: the label scores of a stream become detection events.
+
+The streaming recogniser gives, at every encoder step, the label head pooled over the last second. The
+spotter turns those logits into probabilities, averages them over a short window (as TensorFlow's
+`RecognizeCommands` does), and fires when one keyword is the top label, at or above the threshold, for a
+minimum number of consecutive steps. After an event nothing fires for the refractory time, and the same run
+of steps never fires twice. `_silence_` and `_unknown_` never fire, but as top labels they block the others.
+
+User parameters are milliseconds, converted to steps once. Decisions are made step by step with carried
+state, so the events do not depend on how the stream was cut into chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .errors import SpeechRNNError
+from .streaming import StreamOutput
+from .words import SILENCE, UNKNOWN
+
+NON_KEYWORDS = (SILENCE, UNKNOWN)
+
+
+@dataclass(frozen=True)
+class SpotterConfig:
+    """When a keyword fires. Times are milliseconds of audio."""
+
+    threshold: float = 0.6  # smoothed probability to reach: higher gives fewer false alarms, more misses
+    smooth_ms: float = 100.0  # moving average of the label probabilities (the head already pools over 1 s)
+    min_ms: float = 40.0  # the keyword must stay top and above threshold for this long (supporting steps)
+    refractory_ms: float = 500.0  # after an event, no other event for this long (words of a phrase are closer
+    # than a second, so this is shorter than TensorFlow's 1.5 s; a run of steps never fires twice anyway)
+    keywords: tuple[str, ...] | None = None  # labels allowed to fire; None = every label but silence/unknown
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One event: `keyword` heard, decided at `time` seconds from the stream start, with `score`."""
+
+    keyword: str
+    time: float  # seconds from the stream start at which the event was decided (its step's ready time)
+    score: float  # smoothed probability of the keyword at the event
+    step: int  # encoder step at which it fired
+
+    def to_dict(self) -> dict:
+        """The JSON form `{"keyword", "time", "score"}`."""
+        return {"keyword": self.keyword, "time": round(self.time, 3), "score": round(self.score, 4)}
+
+
+class KeywordSpotter:
+    """Turns consecutive `StreamOutput`s of one stream into `Detection`s.
+
+    Args:
+        labels: the model's label names, in head order.
+        step_seconds: seconds per encoder step.
+        config: thresholds and times.
+
+    Raises:
+        SpeechRNNError: a keyword that is not among the labels, or that cannot fire; out-of-range settings.
+    """
+
+    def __init__(self, labels: tuple[str, ...], step_seconds: float, config: SpotterConfig = SpotterConfig()):
+        if not 0.0 <= config.threshold <= 1.0:
+            raise SpeechRNNError(f"threshold must be a probability in [0, 1], got {config.threshold:g}")
+        for name in ("smooth_ms", "min_ms", "refractory_ms"):
+            if not getattr(config, name) >= 0:
+                raise SpeechRNNError(f"{name} must be >= 0 ms, got {getattr(config, name):g}")
+        self.labels, self.config = tuple(labels), config
+        spottable = [label for label in self.labels if label not in NON_KEYWORDS]
+        if config.keywords is None:
+            wanted = spottable
+        else:
+            wanted = list(config.keywords)
+            for word in wanted:
+                if word not in spottable:
+                    what = "never fires" if word in NON_KEYWORDS else "is not one of the model's labels"
+                    raise SpeechRNNError(f"keyword {word!r} {what}; the model spots: {', '.join(spottable)}")
+        self._fires = torch.tensor([label in wanted for label in self.labels])
+        step_ms = 1000.0 * step_seconds
+        self.smooth = max(1, round(config.smooth_ms / step_ms))  # steps averaged
+        self.min_steps = max(1, math.ceil(config.min_ms / step_ms - 1e-9))  # supporting steps
+        self.refractory = math.ceil(config.refractory_ms / step_ms - 1e-9)  # steps after an event
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream."""
+        n_labels = len(self.labels)
+        self._history = torch.zeros(self.smooth - 1, n_labels, dtype=torch.float64)  # last probabilities
+        self._seen = 0  # steps seen so far
+        self._run_label = -1  # label of the current run of supporting steps (-1: none)
+        self._run = 0  # its length in steps
+        self._run_fired = False  # whether the current run has already fired
+        self._last_event = -(10**12)  # step of the last event
+
+    def update(self, out: StreamOutput) -> list[Detection]:
+        """Consume the next steps of the stream; return the events they trigger, in order."""
+        if out.steps == 0:
+            return []
+        if out.start != self._seen:
+            raise SpeechRNNError(
+                f"spotter expected step {self._seen} next, got output starting at step {out.start}"
+            )
+        smoothed = self._smooth(out.label_logits.double().softmax(dim=-1))
+        score, top = smoothed.max(dim=-1)
+        supports = (score >= self.config.threshold) & self._fires[top]
+        events = []
+        for i, (label, ok, p) in enumerate(zip(top.tolist(), supports.tolist(), score.tolist(), strict=True)):
+            step = out.start + i
+            if not ok:
+                self._run_label, self._run, self._run_fired = -1, 0, False
+                continue
+            if label != self._run_label:
+                self._run_label, self._run, self._run_fired = label, 0, False
+            self._run += 1
+            rested = step - self._last_event >= self.refractory
+            if self._run >= self.min_steps and not self._run_fired and rested:
+                events.append(Detection(self.labels[label], float(out.ready_seconds[i]), p, step))
+                self._run_fired, self._last_event = True, step
+        self._seen = out.end
+        return events
+
+    def _smooth(self, probs: torch.Tensor) -> torch.Tensor:
+        """Moving average over the last `smooth` steps (fewer at the stream start). `(steps, n_labels)`."""
+        x = torch.cat([self._history, probs])
+        keep = self.smooth - 1
+        self._history = x[x.shape[0] - keep :]
+        sums = x.unfold(0, self.smooth, 1).sum(dim=-1)  # (steps, n_labels)
+        counts = torch.arange(self._seen + 1, self._seen + probs.shape[0] + 1).clamp(max=self.smooth)
+        return sums / counts[:, None]

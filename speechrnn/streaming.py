@@ -1,0 +1,344 @@
+"""Streaming recognition: audio chunks of any size in, per-step model outputs out.
+
+`StreamingRecognizer` owns everything carried from one chunk to the next: the samples the next MFCC frame
+still needs (`StreamingMFCC`), the frames that do not yet fill a chunk, the frames held back as look-ahead,
+the forward-direction state of every encoder layer, and the last `window - 1` (attention logit, label logits)
+pairs of the label head. Each call does work proportional to the audio it is given; nothing grows with time.
+
+Its outputs equal the offline chunked pass (`offline_outputs`) step for step, whatever the sizes of the
+audio chunks: steps are finalised in whole chunks of `chunk` encoder steps once `lookahead` further steps
+have arrived, exactly as the offline pass cuts its input, and `flush` finishes the stream the way the offline
+pass ends it (the last stride group zero-padded).
+
+Times. Step `t` covers MFCC frames `[t * stride, (t + 1) * stride)`. Its *ready time* is the earliest point in
+the stream at which its output is determined: the end of the last sample its chunk's look-ahead reads (or the
+end of the stream). It does not depend on how the audio was cut into chunks, so events placed at ready times
+are the same for every chunking; it is also what a live listener waits, before compute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import SpeechRNNError
+from .features import FeatureConfig, StreamingMFCC
+from .model import Recognizer, windowed_labels
+
+MS_TOLERANCE = 1e-6  # chunk and look-ahead lengths must be whole steps to within this many milliseconds
+
+
+def step_ms(model: Recognizer) -> float:
+    """Milliseconds of audio per encoder step (`stride` MFCC hops; 20 ms for the default model)."""
+    return 1000.0 * model.config.stride * model.features.hop_length / model.features.sample_rate
+
+
+def latency_steps(model: Recognizer, chunk_ms: float | None, lookahead_ms: float) -> tuple[int | None, int]:
+    """Convert chunk and look-ahead lengths from milliseconds to encoder steps, checking them.
+
+    Args:
+        model: the recogniser (its stride and hop fix the step length).
+        chunk_ms: chunk length, a positive multiple of the step length; None = one chunk for the whole input.
+        lookahead_ms: look-ahead of the backward direction, a multiple of the step length (0 allowed).
+
+    Returns:
+        `(chunk, lookahead)` in encoder steps.
+
+    Raises:
+        SpeechRNNError: a length that is not a whole number of steps, or out of range.
+    """
+    ms = step_ms(model)
+    examples = ", ".join(f"{k * ms:g}" for k in range(1, 5))
+
+    def convert(value: float, what: str, minimum: int) -> int:
+        steps = round(value / ms) if math.isfinite(value) else -1
+        if abs(steps * ms - value) > MS_TOLERANCE or steps < minimum:
+            least, zero = ("positive ", "") if minimum else ("", "0, ")
+            raise SpeechRNNError(
+                f"{what} must be a {least}multiple of the model's {ms:g} ms step ({zero}{examples}, ... ms), "
+                f"got {value:g} ms"
+            )
+        return steps
+
+    chunk = None if chunk_ms is None else convert(float(chunk_ms), "chunk length", 1)
+    return chunk, convert(float(lookahead_ms), "look-ahead", 0)
+
+
+@dataclass(frozen=True)
+class StreamOutput:
+    """Outputs of consecutive encoder steps `[start, start + steps)` of one stream.
+
+    Shapes: `ctc_log_probs (steps, n_vocab)`, `label_logits (steps, n_labels)` (the label head pooled over the
+    `window` steps ending at each step: what a spotter sees), `attn_logits (steps,)` and `step_logits
+    (steps, n_labels)` (the label head's per-step attention score and logits, for pooling over other spans),
+    `ready_seconds (steps,)` float64 (see the module docstring).
+    """
+
+    start: int  # absolute index of the first encoder step in this output
+    ctc_log_probs: torch.Tensor
+    label_logits: torch.Tensor
+    attn_logits: torch.Tensor
+    step_logits: torch.Tensor
+    ready_seconds: torch.Tensor
+    step_seconds: float  # seconds of audio per encoder step
+
+    @property
+    def steps(self) -> int:
+        return self.ctc_log_probs.shape[0]
+
+    @property
+    def end(self) -> int:
+        """Absolute index one past the last step."""
+        return self.start + self.steps
+
+    def times(self) -> torch.Tensor:
+        """Start time in seconds of each step's audio: `(steps,)` float64."""
+        return (torch.arange(self.start, self.end, dtype=torch.float64)) * self.step_seconds
+
+    @staticmethod
+    def concat(outputs: list[StreamOutput]) -> StreamOutput:
+        """Join consecutive outputs of one stream (at least one) into one."""
+        if not outputs:
+            raise ValueError("concat needs at least one StreamOutput")
+        for a, b in zip(outputs, outputs[1:], strict=False):
+            if b.start != a.end:
+                raise ValueError(
+                    f"outputs are not consecutive: one ends at step {a.end}, the next starts at {b.start}"
+                )
+        return StreamOutput(
+            start=outputs[0].start,
+            ctc_log_probs=torch.cat([o.ctc_log_probs for o in outputs]),
+            label_logits=torch.cat([o.label_logits for o in outputs]),
+            attn_logits=torch.cat([o.attn_logits for o in outputs]),
+            step_logits=torch.cat([o.step_logits for o in outputs]),
+            ready_seconds=torch.cat([o.ready_seconds for o in outputs]),
+            step_seconds=outputs[0].step_seconds,
+        )
+
+
+class StreamingRecognizer:
+    """Runs a `Recognizer` on a live stream, carrying all state between chunks.
+
+    Args:
+        model: the recogniser; it is switched to evaluation mode.
+        chunk_ms: encoder chunk length (a multiple of the step length, 20 ms for the default model). Output
+            comes in whole chunks, so it adds to latency; larger chunks cost less compute per second. None
+            (a unidirectional model only) = emit every step as soon as its frames are complete.
+        lookahead_ms: how far past each chunk the backward direction reads (a multiple of the step length).
+            Ignored by a unidirectional model, which needs none.
+
+    Raises:
+        SpeechRNNError: chunk or look-ahead lengths that are not whole steps; chunk_ms=None with a
+            bidirectional model (whose backward direction needs a chunk end).
+    """
+
+    def __init__(self, model: Recognizer, chunk_ms: float | None = 120.0, lookahead_ms: float = 80.0):
+        chunk, lookahead = latency_steps(model, chunk_ms, lookahead_ms)
+        if chunk is None and model.config.bidirectional:
+            raise SpeechRNNError(
+                "a bidirectional model streams in chunks: give a chunk length (a multiple of "
+                f"{step_ms(model):g} ms); full context (no chunk length) is for offline use or a "
+                "unidirectional model"
+            )
+        self.model = model.eval()
+        self.chunk = chunk  # encoder steps per chunk (None: whatever is complete)
+        self.lookahead = lookahead if model.config.bidirectional else 0  # encoder steps held back
+        self.stride = model.config.stride
+        self.window = model.config.window
+        self.step_seconds = step_ms(model) / 1000.0
+        self._features = model.features
+        self._device = model.feat_mean.device
+        self._mfcc = StreamingMFCC(model.features)
+        self.reset()
+
+    @property
+    def latency_seconds(self) -> float:
+        """Longest wait from a sample arriving to the output of its step: one chunk plus the look-ahead."""
+        return ((self.chunk or 1) + self.lookahead) * self.step_seconds
+
+    def reset(self) -> None:
+        """Forget the stream: the next `accept` starts a new one at step 0."""
+        n_input, n_labels = self.model.config.n_input, self.model.config.n_labels
+        self._mfcc.reset()
+        self._pending = torch.zeros(0, n_input)  # MFCC frames not yet emitted (incl. held-back look-ahead)
+        self._state: torch.Tensor | None = None  # forward state of every layer (None: zeros)
+        self._attn_hist = torch.full((self.window - 1,), -math.inf, dtype=torch.float64)
+        self._label_hist = torch.zeros(self.window - 1, n_labels, dtype=torch.float64)
+        self._next_step = 0  # absolute index of the next step to emit
+        self._samples = 0  # samples received so far
+
+    @property
+    def samples(self) -> int:
+        """Samples received since the stream started."""
+        return self._samples
+
+    @torch.inference_mode()
+    def accept(self, audio: np.ndarray) -> StreamOutput:
+        """Feed the next samples of the stream.
+
+        Args:
+            audio: `(samples,)` float mono audio at the model's sample rate; any length, 0 included.
+
+        Returns:
+            Outputs of the steps this call finalised (possibly none).
+        """
+        audio = _check_audio(audio)
+        self._samples += audio.size
+        frames = self._mfcc(audio)
+        if frames.shape[0]:
+            self._pending = torch.cat([self._pending, frames])
+        complete = self._pending.shape[0] // self.stride  # whole steps available
+        if self.chunk is None:
+            emit = complete
+        else:
+            emit = max(complete - self.lookahead, 0) // self.chunk * self.chunk
+        if emit == 0:
+            return self._empty()
+        main = self._pending[: emit * self.stride]
+        future = self._pending[emit * self.stride : (emit + self.lookahead) * self.stride]
+        self._pending = self._pending[emit * self.stride :]
+        return self._run(main, future, last=False)
+
+    @torch.inference_mode()
+    def flush(self) -> StreamOutput:
+        """End the stream: finalise every remaining step, then reset for a new stream.
+
+        The last stride group is zero-padded and the last chunks see only the frames that exist, exactly as
+        in the offline pass.
+        """
+        if self._pending.shape[0]:
+            out = self._run(self._pending, self._pending[:0], last=True)
+        else:
+            out = self._empty()
+        self.reset()
+        return out
+
+    def _run(self, main: torch.Tensor, future: torch.Tensor, last: bool) -> StreamOutput:
+        """Encode `main` frames (whole chunks, or everything left when `last`) with `future` as look-ahead."""
+        feats = main[None].to(self._device)
+        lengths = torch.tensor([main.shape[0]], device=self._device)
+        fut = future[None].to(self._device) if future.shape[0] else None
+        out, state = self.model(
+            feats, lengths, state=self._state, chunk=self.chunk, lookahead=self.lookahead, future=fut
+        )
+        if not last:  # after the last (padded) group the state is never used
+            self._state = state
+        attn = out.attn_logits[0].cpu()
+        step_logits = out.label_logits[0].cpu()
+        n = attn.shape[0]
+        start = self._next_step
+        self._next_step += n
+        return StreamOutput(
+            start=start,
+            ctc_log_probs=out.ctc_log_probs[0].cpu(),
+            label_logits=self._pool(attn, step_logits),
+            attn_logits=attn,
+            step_logits=step_logits,
+            ready_seconds=self._ready(start, n, self._samples if last else None),
+            step_seconds=self.step_seconds,
+        )
+
+    def _pool(self, attn: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Label logits pooled over the `window` steps ending at each new step, from the carried history."""
+        a = torch.cat([self._attn_hist, attn.double()])  # (window - 1 + n,)
+        x = torch.cat([self._label_hist, logits.double()])  # (window - 1 + n, n_labels)
+        keep = self.window - 1
+        self._attn_hist, self._label_hist = a[a.shape[0] - keep :], x[x.shape[0] - keep :]
+        weights = a.unfold(0, self.window, 1).softmax(dim=1)  # (n, window); -inf history (none yet) weighs 0
+        pooled = torch.einsum("nw,nlw->nl", weights, x.unfold(0, self.window, 1))
+        return pooled.to(logits.dtype)
+
+    def _ready(self, start: int, n: int, end_samples: int | None) -> torch.Tensor:
+        return ready_seconds(
+            torch.arange(start, start + n),
+            self.chunk or 1,
+            self.lookahead,
+            self.stride,
+            self._features,
+            end_samples,
+        )
+
+    def _empty(self) -> StreamOutput:
+        cfg = self.model.config
+        return StreamOutput(
+            start=self._next_step,
+            ctc_log_probs=torch.zeros(0, cfg.n_vocab),
+            label_logits=torch.zeros(0, cfg.n_labels),
+            attn_logits=torch.zeros(0),
+            step_logits=torch.zeros(0, cfg.n_labels),
+            ready_seconds=torch.zeros(0, dtype=torch.float64),
+            step_seconds=self.step_seconds,
+        )
+
+
+def ready_seconds(
+    steps: torch.Tensor,
+    chunk: int,
+    lookahead: int,
+    stride: int,
+    features: FeatureConfig,
+    end_samples: int | None,
+) -> torch.Tensor:
+    """Ready time (seconds, float64) of each step under the chunk schedule, capped at the stream end."""
+    frames = ((steps // chunk + 1) * chunk + lookahead) * stride  # frames the step's chunk reads
+    samples = (frames - 1) * features.hop_length + features.frame_span
+    if end_samples is not None:
+        samples = samples.clamp(max=end_samples)
+    return samples.double() / features.sample_rate
+
+
+def _check_audio(audio: np.ndarray) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 2 and 1 in audio.shape:
+        audio = audio.reshape(-1)
+    if audio.ndim != 1:
+        raise SpeechRNNError(f"expected mono audio of shape (samples,), got shape {audio.shape}")
+    if not np.isfinite(audio).all():
+        raise SpeechRNNError("audio contains NaN or infinite samples")
+    return audio
+
+
+@torch.inference_mode()
+def offline_outputs(
+    model: Recognizer, audio: np.ndarray, chunk_ms: float | None = 120.0, lookahead_ms: float = 80.0
+) -> StreamOutput:
+    """The offline chunked pass over a whole clip: the reference that streaming reproduces.
+
+    `model(feats, lengths, chunk=C, lookahead=R)` on all frames, then `windowed_labels`. Memory grows with the
+    clip: for long recordings use `StreamingRecognizer`.
+
+    Args:
+        model: the recogniser (used as it is: call `.eval()` first for inference).
+        audio: `(samples,)` float mono audio at the model's sample rate.
+        chunk_ms: chunk length (multiple of the step length), None = full context (bidirectional offline).
+        lookahead_ms: look-ahead (multiple of the step length).
+
+    Returns:
+        A `StreamOutput` starting at step 0 covering the whole clip.
+    """
+    chunk, lookahead = latency_steps(model, chunk_ms, lookahead_ms)
+    audio = _check_audio(audio)
+    device = model.feat_mean.device
+    wave = torch.from_numpy(audio)[None].to(device)
+    feats, lengths = model.featurize(wave, torch.tensor([audio.size], device=device))
+    out, _ = model(feats, lengths, chunk=chunk, lookahead=lookahead)
+    n = int(out.lengths[0])
+    attn, logits = out.attn_logits[:, :n], out.label_logits[:, :n]
+    if not model.config.bidirectional:  # causal: a step is ready when its chunk is (as when streaming)
+        chunk, lookahead = chunk or 1, 0
+    elif chunk is None:  # full context: every step waits for the end of the clip
+        chunk, lookahead = max(n, 1), 0
+    return StreamOutput(
+        start=0,
+        ctc_log_probs=out.ctc_log_probs[0, :n].cpu(),
+        label_logits=(windowed_labels(attn, logits, model.config.window) if n else logits)[0].cpu(),
+        attn_logits=attn[0].cpu(),
+        step_logits=logits[0].cpu(),
+        ready_seconds=ready_seconds(
+            torch.arange(n), chunk, lookahead, model.config.stride, model.features, audio.size
+        ),
+        step_seconds=step_ms(model) / 1000.0,
+    )

@@ -1,0 +1,217 @@
+"""The keyword spotter: threshold, smoothing, minimum support, refractory time, keyword filter, and the same
+events whatever the chunking of the stream."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speechrnn.checkpoint import save_checkpoint
+from speechrnn.errors import SpeechRNNError
+from speechrnn.features import FeatureConfig, mfcc
+from speechrnn.model import ModelConfig, Recognizer
+from speechrnn.spotter import Detection, KeywordSpotter, SpotterConfig
+from speechrnn.streaming import StreamingRecognizer, StreamOutput
+
+LABELS = ("_silence_", "_unknown_", "yes", "no")
+STEP = 0.02
+
+
+def _output(probs: torch.Tensor, start: int = 0) -> StreamOutput:
+    n = probs.shape[0]
+    steps = torch.arange(start, start + n)
+    return StreamOutput(
+        start=start,
+        ctc_log_probs=torch.zeros(n, 3),
+        label_logits=probs.clamp_min(1e-12).log().float(),
+        attn_logits=torch.zeros(n),
+        step_logits=torch.zeros(n, len(LABELS)),
+        ready_seconds=(steps + 1).double() * STEP,
+        step_seconds=STEP,
+    )
+
+
+def _scores(spans: list[tuple[str, int, float]]) -> torch.Tensor:
+    """Consecutive spans (label, steps, probability of that label); the rest of the mass goes to silence."""
+    rows = []
+    for label, n, p in spans:
+        row = torch.full((len(LABELS),), (1 - p) / (len(LABELS) - 1))
+        row[LABELS.index(label)] = p
+        rows.append(row.expand(n, -1))
+    return torch.cat(rows)
+
+
+def _spot(probs: torch.Tensor, splits: list[int] | None = None, **config) -> list[Detection]:
+    spotter = KeywordSpotter(LABELS, STEP, SpotterConfig(**config))
+    events, pos = [], 0
+    for size in [*(splits or []), probs.shape[0]]:
+        piece = probs[pos : pos + size] if size else probs[pos:pos]
+        events += spotter.update(_output(piece, pos))
+        pos += piece.shape[0]
+    events += spotter.update(_output(probs[pos:], pos))
+    return events
+
+
+def test_fires_once_per_run_above_threshold():
+    probs = _scores([("_silence_", 50, 0.9), ("yes", 20, 0.9), ("_silence_", 80, 0.9), ("no", 20, 0.95)])
+    events = _spot(probs, smooth_ms=20, min_ms=20, threshold=0.5)
+    assert [(e.keyword, e.step) for e in events] == [("yes", 50), ("no", 150)]
+    assert events[0].time == pytest.approx(51 * STEP)
+    assert events[0].score == pytest.approx(0.9)
+    assert events[0].to_dict() == {"keyword": "yes", "time": 1.02, "score": 0.9}
+
+
+def test_threshold_trades_misses_for_false_alarms():
+    probs = _scores([("_silence_", 30, 0.5), ("yes", 20, 0.55), ("_silence_", 30, 0.5), ("no", 20, 0.8)])
+    assert [e.keyword for e in _spot(probs, smooth_ms=20, min_ms=20, threshold=0.5)] == ["yes", "no"]
+    assert [e.keyword for e in _spot(probs, smooth_ms=20, min_ms=20, threshold=0.7)] == ["no"]
+    assert _spot(probs, smooth_ms=20, min_ms=20, threshold=0.9) == []
+
+
+def test_minimum_supporting_time():
+    probs = _scores([("_silence_", 20, 0.9), ("yes", 4, 0.9), ("_silence_", 20, 0.9), ("no", 6, 0.9)])
+    assert [e.keyword for e in _spot(probs, smooth_ms=20, min_ms=100)] == ["no"]  # 5 steps needed
+    events = _spot(probs, smooth_ms=20, min_ms=80, refractory_ms=0)
+    assert [(e.keyword, e.step) for e in events] == [("yes", 23), ("no", 47)]  # fires at the 4th step
+
+
+def test_refractory_time_suppresses_close_events():
+    probs = _scores(
+        [("yes", 10, 0.9), ("_silence_", 10, 0.9), ("no", 10, 0.9), ("_silence_", 40, 0.9), ("yes", 10, 0.9)]
+    )
+    assert [e.step for e in _spot(probs, smooth_ms=20, min_ms=20, refractory_ms=300)] == [0, 20, 70]
+    assert [e.step for e in _spot(probs, smooth_ms=20, min_ms=20, refractory_ms=600)] == [0, 70]
+    # A run that outlasts the refractory time still fires only once.
+    assert len(_spot(_scores([("yes", 200, 0.9)]), min_ms=20, refractory_ms=100)) == 1
+
+
+def test_smoothing_removes_a_short_spike():
+    probs = _scores([("_silence_", 30, 0.9), ("yes", 2, 0.99), ("_silence_", 30, 0.9)])
+    assert _spot(probs, smooth_ms=20, min_ms=20, threshold=0.6) != []
+    assert _spot(probs, smooth_ms=200, min_ms=20, threshold=0.6) == []
+
+
+def test_silence_and_unknown_never_fire_and_block_others():
+    probs = _scores([("_unknown_", 50, 0.99), ("_silence_", 50, 0.99)])
+    assert _spot(probs, threshold=0.0, smooth_ms=20, min_ms=20) == []
+
+
+def test_keyword_filter():
+    probs = _scores([("yes", 20, 0.9), ("_silence_", 60, 0.9), ("no", 20, 0.9)])
+    assert [e.keyword for e in _spot(probs, keywords=("no",), refractory_ms=0)] == ["no"]
+    with pytest.raises(
+        SpeechRNNError, match="'maybe' is not one of the model's labels; the model spots: yes, no"
+    ):
+        KeywordSpotter(LABELS, STEP, SpotterConfig(keywords=("maybe",)))
+    with pytest.raises(SpeechRNNError, match="never fires"):
+        KeywordSpotter(LABELS, STEP, SpotterConfig(keywords=("_silence_",)))
+    with pytest.raises(SpeechRNNError, match="threshold"):
+        KeywordSpotter(LABELS, STEP, SpotterConfig(threshold=1.5))
+
+
+def test_same_events_for_any_split_of_the_scores():
+    rng = np.random.default_rng(0)
+    spans = [
+        (LABELS[rng.integers(4)], int(rng.integers(3, 40)), float(rng.uniform(0.3, 1))) for _ in range(40)
+    ]
+    probs = _scores(spans)
+    config = dict(smooth_ms=100, min_ms=40, refractory_ms=200, threshold=0.5)
+    whole = _spot(probs, **config)
+    assert len(whole) > 5
+    for seed in range(5):
+        splits = np.random.default_rng(seed).integers(0, 30, size=50).tolist()
+        assert _spot(probs, splits, **config) == whole
+    spotter = KeywordSpotter(LABELS, STEP)
+    with pytest.raises(SpeechRNNError, match="expected step 0 next"):
+        spotter.update(_output(probs[:5], start=3))
+
+
+def test_same_events_for_many_audio_chunk_sizes():
+    """openWakeWord's test_predict_with_different_frame_sizes: the whole live stack, chunked many ways."""
+    torch.manual_seed(3)
+    features = FeatureConfig(n_mels=20, n_mfcc=12)
+    config = ModelConfig(n_labels=4, n_input=12, hidden=8, layers=2, dropout=0.0, attn_dim=6, window=5)
+    model = Recognizer(config, LABELS, features).eval()
+    rng = np.random.default_rng(1)
+    audio = (rng.standard_normal(16000 * 3) * np.repeat(rng.uniform(0, 0.5, 30), 1600)).astype(np.float32)
+    feats = mfcc(audio, features)
+    model.set_normalization(feats.mean(0), feats.std(0))
+    with torch.no_grad():
+        model.label_head.weight.mul_(20)  # sharpen the random head so that the labels change often
+    spot_config = SpotterConfig(threshold=0.4, smooth_ms=60, min_ms=40, refractory_ms=200)
+
+    def run(block: int) -> list[Detection]:
+        rec, spotter = StreamingRecognizer(model, 60.0, 40.0), KeywordSpotter(LABELS, 0.02, spot_config)
+        events = []
+        for pos in range(0, audio.size, block):
+            events += spotter.update(rec.accept(audio[pos : pos + block]))
+        return events + spotter.update(rec.flush())
+
+    reference = run(audio.size)
+    assert reference, "the test needs some events"
+    for block in (1280, 1600, 4000, 517):
+        got = run(block)
+        assert [(e.keyword, e.step, e.time) for e in got] == [(e.keyword, e.step, e.time) for e in reference]
+        assert [e.score for e in got] == pytest.approx([e.score for e in reference], abs=1e-4)
+
+
+# --- the streaming benchmark (scripts/bench_streaming.py), lightly ---------------------------------------
+
+
+def _bench():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_streaming.py"
+    spec = importlib.util.spec_from_file_location("bench_streaming", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_scores_like_the_tensorflow_streaming_test():
+    bench = _bench()
+    words = [
+        {"word": "yes", "start": 1.0, "end": 1.5},
+        {"word": "no", "start": 3.0, "end": 3.4},
+        {"word": "up", "start": 6.0, "end": 6.3},
+        {"word": "apple", "start": 8.0, "end": 8.4},  # not a keyword: a detection there is a false positive
+    ]
+    found = [Detection("yes", 1.7, 0.9, 0), Detection("up", 3.6, 0.8, 0), Detection("no", 8.2, 0.7, 0)]
+    stats = bench.score(found, words, {"yes", "no", "up"}, tolerance_s=0.75)
+    assert stats["words"] == 3
+    assert (stats["correct_pct"], stats["wrong_pct"], stats["false_positive_pct"]) == (33.33, 33.33, 33.33)
+    assert stats["matched_pct"] == 66.67
+    assert stats["latency_median_ms"] == pytest.approx(200.0)
+
+
+def test_benchmark_quick_run_writes_its_report(fake_corpus, tmp_path):
+    torch.manual_seed(0)
+    labels = ("_silence_", "_unknown_", "yes", "no", "up", "down")
+    config = ModelConfig(n_labels=len(labels), hidden=8, layers=1, attn_dim=4)
+    model = tmp_path / "model.pt"
+    save_checkpoint(model, Recognizer(config, labels))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "BENCHMARKS.md").write_text(
+        "# Benchmarks\n\nintro\n\n<!-- streaming:start -->\nSTALE NUMBERS\n<!-- streaming:end -->\n"
+        "\n## Other\nkept\n"
+    )
+    args = [
+        "--quick",
+        "--model",
+        str(model),
+        "--data",
+        str(fake_corpus),
+        "--out-dir",
+        str(docs),
+        "--seconds",
+        "4",
+    ]
+    assert _bench().main(args + ["--max-words", "6", "--max-phrases", "2", "--max-sentences", "2"]) == 0
+    result = json.loads((docs / "bench_streaming.json").read_text())
+    assert result["compute"]["rtf"] > 0 and result["accuracy"]["words"] > 0
+    text = (docs / "BENCHMARKS.md").read_text()
+    assert "STALE NUMBERS" not in text and text.count("<!-- streaming:start -->") == 1
+    assert text.startswith("# Benchmarks\n\nintro\n") and text.endswith("## Other\nkept\n")
+    assert "real-time factor" in text and "| threshold |" in text

@@ -1,0 +1,186 @@
+"""The streaming recogniser equals the offline chunked pass step for step, whatever the audio chunk sizes."""
+
+import numpy as np
+import pytest
+import torch
+
+from speechrnn.errors import SpeechRNNError
+from speechrnn.features import FeatureConfig
+from speechrnn.model import ModelConfig, Recognizer
+from speechrnn.streaming import StreamingRecognizer, StreamOutput, latency_steps, offline_outputs
+
+FEATURES = FeatureConfig(n_mels=20, n_mfcc=12)
+
+
+def _model(cell="gru", bidirectional=True, stride=2, window=7, seed=0) -> Recognizer:
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        n_labels=4,
+        n_input=FEATURES.n_mfcc,
+        stride=stride,
+        cell=cell,
+        hidden=8,
+        layers=2,
+        bidirectional=bidirectional,
+        dropout=0.0,
+        attn_dim=6,
+        window=window,
+    )
+    model = Recognizer(config, ("_silence_", "_unknown_", "yes", "no"), FEATURES).eval()
+    model.set_normalization(torch.randn(FEATURES.n_mfcc) * 3, torch.rand(FEATURES.n_mfcc) * 5 + 1)
+    return model
+
+
+def _audio(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    t = np.arange(n) / 16000
+    tone = 0.3 * np.sin(2 * np.pi * (200 + 300 * t) * t) * (np.sin(2 * np.pi * 1.5 * t) > 0)
+    return (tone + 0.05 * rng.standard_normal(n)).astype(np.float32)
+
+
+def _random_chunks(n: int, rng: np.random.Generator) -> list[int]:
+    """Chunk sizes covering n samples: zeros, single samples, odd sizes and big blocks mixed."""
+    sizes, total = [], 0
+    while total < n:
+        low, high = [(0, 1), (1, 2), (2, 400), (400, 3000), (3000, 9000)][rng.integers(5)]
+        size = int(rng.integers(low, high))
+        size = min(size, n - total)
+        sizes.append(size)
+        total += size
+    return sizes
+
+
+def _stream(rec: StreamingRecognizer, audio: np.ndarray, sizes: list[int]) -> StreamOutput:
+    outs, pos = [], 0
+    for size in sizes:
+        out = rec.accept(audio[pos : pos + size])
+        assert out.start == (outs[-1].end if outs else 0)
+        outs.append(out)
+        pos += size
+    outs.append(rec.flush())
+    return StreamOutput.concat(outs)
+
+
+def _assert_same(got: StreamOutput, ref: StreamOutput) -> None:
+    assert got.start == ref.start == 0
+    assert got.steps == ref.steps
+    for name in ("ctc_log_probs", "label_logits", "attn_logits", "step_logits"):
+        torch.testing.assert_close(getattr(got, name), getattr(ref, name), atol=1e-4, rtol=1e-4, msg=name)
+    torch.testing.assert_close(got.ready_seconds, ref.ready_seconds)
+
+
+CASES = [
+    ("gru", True, 2, 120.0, 80.0),
+    ("gru", True, 1, 30.0, 50.0),
+    ("gru", False, 2, 100.0, 0.0),
+    ("gru", False, 1, None, 0.0),
+    ("lstm", True, 2, 40.0, 60.0),
+    ("lstm", True, 1, 70.0, 0.0),
+    ("lstm", False, 2, None, 0.0),
+    ("rnn", True, 2, 200.0, 20.0),
+    ("rnn", True, 1, 10.0, 10.0),
+    ("rnn", False, 1, 50.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("cell,bidirectional,stride,chunk_ms,lookahead_ms", CASES)
+def test_streaming_equals_offline_for_random_chunk_sizes(cell, bidirectional, stride, chunk_ms, lookahead_ms):
+    model = _model(cell, bidirectional, stride)
+    audio = _audio(1.3, seed=1)
+    ref = offline_outputs(model, audio, chunk_ms, lookahead_ms)
+    assert ref.steps == -(-FEATURES.num_frames(audio.size) // stride)
+    rec = StreamingRecognizer(model, chunk_ms, lookahead_ms)
+    rng = np.random.default_rng(hash((cell, bidirectional, stride)) % 2**32)
+    for _ in range(2):  # the recogniser is reusable after flush
+        _assert_same(_stream(rec, audio, _random_chunks(audio.size, rng)), ref)
+
+
+def test_frame_by_frame_and_single_samples_equal_offline():
+    model = _model("gru", True, 2)
+    audio = _audio(0.45, seed=2)
+    ref = offline_outputs(model, audio, 40.0, 20.0)
+    rec = StreamingRecognizer(model, 40.0, 20.0)
+    _assert_same(_stream(rec, audio, [FEATURES.hop_length] * (audio.size // FEATURES.hop_length + 1)), ref)
+    ones = _stream(rec, audio[:6000], [1] * 6000)
+    _assert_same(ones, offline_outputs(model, audio[:6000], 40.0, 20.0))
+
+
+def test_steps_are_released_chunk_by_chunk_after_the_lookahead():
+    model = _model("gru", True, 2)
+    rec = StreamingRecognizer(model, chunk_ms=60.0, lookahead_ms=40.0)  # 3-step chunks, 2 steps held back
+    hop, span = FEATURES.hop_length, FEATURES.frame_span
+    samples_for = lambda frames: (frames - 1) * hop + span  # noqa: E731
+    audio = _audio(1.0)
+    assert rec.accept(audio[: samples_for(9)]).steps == 0  # 4 steps: chunk 0 needs 3 + 2
+    out = rec.accept(audio[samples_for(9) : samples_for(10)])  # the 10th frame completes step 4
+    assert (out.start, out.steps) == (0, 3)
+    assert out.ready_seconds.tolist() == [samples_for(10) / 16000] * 3
+    big = rec.accept(audio[samples_for(10) : samples_for(40)])  # 20 steps: chunks up to step 18 are final
+    assert (big.start, big.steps) == (3, 15)
+    rest = rec.flush()
+    assert (rest.start, rest.end) == (18, 20)
+    assert rest.ready_seconds.max() == samples_for(40) / 16000
+
+
+def test_short_and_empty_streams():
+    model = _model()
+    rec = StreamingRecognizer(model)
+    assert rec.accept(np.zeros(0, np.float32)).steps == 0
+    assert rec.flush().steps == 0
+    tiny = _audio(0.02)  # shorter than one MFCC frame
+    assert rec.accept(tiny).steps == 0 and rec.flush().steps == 0
+    assert offline_outputs(model, tiny).steps == 0
+    one = _audio(0.04)  # a single frame: one zero-padded step
+    _assert_same(_stream(rec, one, [one.size]), offline_outputs(model, one))
+
+
+def test_reset_starts_a_new_stream():
+    model = _model()
+    audio = _audio(0.8)
+    rec = StreamingRecognizer(model)
+    rec.accept(_audio(0.7, seed=5))
+    rec.reset()
+    _assert_same(_stream(rec, audio, [1000] * 13), offline_outputs(model, audio))
+
+
+def test_state_stays_bounded_over_a_long_stream():
+    model = _model(window=5)
+    rec = StreamingRecognizer(model, 40.0, 20.0)
+    block = _audio(0.1)
+    for _ in range(60):
+        rec.accept(block)
+        assert rec._pending.shape[0] < (2 + 1 + 1) * 2 + 2  # under chunk + look-ahead + a step, in frames
+        assert rec._attn_hist.shape == (4,) and rec._label_hist.shape == (4, 4)
+
+
+def test_chunk_and_lookahead_must_be_whole_steps():
+    model = _model()
+    assert latency_steps(model, 120.0, 80.0) == (6, 4)
+    assert latency_steps(model, None, 0) == (None, 0)
+    with pytest.raises(SpeechRNNError, match="multiple of the model's 20 ms step .*got 50 ms"):
+        StreamingRecognizer(model, chunk_ms=50.0)
+    with pytest.raises(SpeechRNNError, match="look-ahead .* got 30 ms"):
+        StreamingRecognizer(model, lookahead_ms=30.0)
+    with pytest.raises(SpeechRNNError, match="positive multiple"):
+        StreamingRecognizer(model, chunk_ms=0.0)
+    with pytest.raises(SpeechRNNError, match="bidirectional model streams in chunks"):
+        StreamingRecognizer(model, chunk_ms=None)
+    assert StreamingRecognizer(_model(bidirectional=False), chunk_ms=None).chunk is None
+    assert StreamingRecognizer(_model(stride=1), chunk_ms=10.0, lookahead_ms=30.0).lookahead == 3
+
+
+def test_bad_audio_is_refused():
+    rec = StreamingRecognizer(_model())
+    with pytest.raises(SpeechRNNError, match="mono"):
+        rec.accept(np.zeros((100, 2), np.float32))
+    with pytest.raises(SpeechRNNError, match="NaN"):
+        rec.accept(np.full(10, np.nan, np.float32))
+
+
+def test_full_context_offline_pass_is_ready_at_the_end():
+    model = _model()
+    audio = _audio(0.5)
+    out = offline_outputs(model, audio, chunk_ms=None)
+    assert torch.all(out.ready_seconds == audio.size / 16000)
+    assert out.times()[1] == pytest.approx(0.02)
