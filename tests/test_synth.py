@@ -1,0 +1,289 @@
+"""Tests of `speechrnn synth`: the corpus layout contract, splits, metadata, determinism and resume."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechrnn import noise, synth, voices
+from speechrnn.errors import SpeechRNNError
+from speechrnn.words import KWS12_WORDS, WORDS_V2
+
+MICRO = synth.Preset(("yes", "no"), 2, 2, 2, 1, 12, 1.0)  # a plan of a dozen clips
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, synth.CorpusSummary]:
+    out = tmp_path_factory.mktemp("synth") / "tiny"
+    summary = synth.build_corpus(out, preset="tiny", seed=0, jobs=2, progress=False)
+    return out, summary
+
+
+@pytest.fixture
+def micro(monkeypatch):
+    monkeypatch.setitem(synth.PRESETS, "micro", MICRO)
+    return "micro"
+
+
+def _clips(root: Path) -> dict[str, Path]:
+    """Every clip of a corpus (background noise excluded), by relative path."""
+    return {
+        p.relative_to(root).as_posix(): p
+        for p in root.glob("*/*.wav")
+        if p.parent.name != "_background_noise_"
+    }
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line]
+
+
+def _records(root: Path) -> list[dict]:
+    return [json.loads(line) for line in _lines(root / "_meta_" / "clips.jsonl")]
+
+
+def _bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.wav"))}
+
+
+# ------------------------------------------------------------------------------------ the tiny corpus
+
+
+@pytest.mark.synth
+def test_layout(tiny):
+    root, summary = tiny
+    for word in KWS12_WORDS:
+        assert len(list((root / word).glob("*_nohash_*.wav"))) == 8
+    for folder in ("_unknown_", "_phrases_", "_sentences_"):
+        assert list((root / folder).glob("*_nohash_*.wav")), folder
+    noises = sorted(p.stem for p in (root / "_background_noise_").glob("*.wav"))
+    assert {"white_noise", "pink_noise", "brown_noise", "babble"} <= set(noises)
+    for name in ("validation_list.txt", "testing_list.txt"):
+        assert _lines(root / name)
+    for name in ("clips.jsonl", "voices.json", "build.json"):
+        assert (root / "_meta_" / name).is_file()
+    build = json.loads((root / "_meta_" / "build.json").read_text())
+    assert build["seed"] == 0 and build["preset"] == "tiny" and build["words"] == list(KWS12_WORDS)
+    assert build["held_out"]["testing"] and build["held_out"]["validation"]
+    assert summary.clips["yes"] == 8 and sum(summary.clips.values()) == len(_clips(root))
+    assert not list(root.rglob("*.part"))
+
+
+@pytest.mark.synth
+def test_clip_formats(tiny):
+    root, _ = tiny
+    for rel, path in _clips(root).items():
+        info = sf.info(str(path))
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16"), rel
+        folder = rel.split("/")[0]
+        seconds = info.frames / info.samplerate
+        if folder == "_phrases_":
+            assert 1.5 <= seconds <= 4.0 + 1e-6, rel
+        elif folder == "_sentences_":
+            assert 2.0 <= seconds <= 5.0 + 1e-6, rel
+        else:
+            assert info.frames == 16000, rel
+        assert re.fullmatch(r"[0-9a-f]{8}_nohash_\d+\.wav", path.name), rel
+    for path in (root / "_background_noise_").glob("*.wav"):
+        audio, rate = sf.read(str(path))
+        assert rate == 16000 and audio.ndim == 1 and np.abs(audio).max() > 0.01, path.name
+
+
+@pytest.mark.synth
+def test_held_out_speakers_never_train(tiny):
+    root, _ = tiny
+    clips = _clips(root)
+    listed = {}
+    for split, name in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
+        listed[split] = set(_lines(root / name))
+        assert listed[split] <= set(clips), f"{name} names missing files"
+    assert not listed["validation"] & listed["testing"]
+    train = set(clips) - listed["validation"] - listed["testing"]
+    speaker = lambda rel: rel.split("/")[1].split("_nohash_")[0]  # noqa: E731
+    train_speakers = {speaker(r) for r in train}
+    for split in ("validation", "testing"):
+        assert not {speaker(r) for r in listed[split]} & train_speakers, split
+    table = json.loads((root / "_meta_" / "voices.json").read_text())
+    train_bases = {table[s]["base"] for s in train_speakers}
+    test_bases = {table[speaker(r)]["base"] for r in listed["testing"]}
+    assert not test_bases & train_bases
+    assert {table[speaker(r)]["split"] for r in listed["testing"]} == {"testing"}
+
+
+@pytest.mark.synth
+def test_metadata_covers_every_clip(tiny):
+    root, _ = tiny
+    clips = _clips(root)
+    records = _records(root)
+    assert sorted(r["path"] for r in records) == sorted(clips)
+    for r in records:
+        duration = sf.info(str(clips[r["path"]])).duration
+        folder = r["path"].split("/")[0]
+        assert r["speaker"] == Path(r["path"]).name.split("_nohash_")[0]
+        assert r["voice"].split(":")[0] in voices.ENGINES
+        times = [(w["start"], w["end"]) for w in r["words"]]
+        assert all(0.0 <= s < e <= duration + 1e-3 for s, e in times), r
+        assert all(times[i][1] <= times[i + 1][0] for i in range(len(times) - 1)), r
+        if folder == "_phrases_":
+            assert r["label"] == "_phrase_"
+            assert [w["word"] for w in r["words"]] == r["text"].split()
+            assert 2 <= len(r["words"]) <= 4 and set(r["text"].split()) <= set(KWS12_WORDS)
+        elif folder == "_sentences_":
+            assert r["label"] == "_sentence_" and not set(r["text"].split()) & set(WORDS_V2)
+        elif folder == "_unknown_":
+            assert r["label"] == "_unknown_" and r["text"] not in WORDS_V2
+            assert [w["word"] for w in r["words"]] == [r["text"]]
+        else:
+            assert r["label"] == r["text"] == folder
+            assert [w["word"] for w in r["words"]] == [folder]
+
+
+@pytest.mark.synth
+def test_word_times_match_energy(tiny):
+    root, _ = tiny
+    for r in _records(root):
+        if not r["words"]:
+            continue
+        audio, rate = sf.read(str(root / r["path"]))
+        start, end = synth.speech_span(audio)
+        assert abs(start / rate - r["words"][0]["start"]) <= 0.03, r
+        assert abs(end / rate - r["words"][-1]["end"]) <= 0.03, r
+        before = audio[: max(0, int((r["words"][0]["start"] - 0.02) * rate))]
+        if before.size:
+            assert np.abs(before).max() < 0.1 * np.abs(audio).max(), r
+
+
+# ------------------------------------------------------------------------- determinism and resuming
+
+
+@pytest.mark.synth
+def test_same_seed_same_bytes_and_resume(tmp_path, micro):
+    a = synth.build_corpus(tmp_path / "a", preset=micro, seed=3, jobs=1, progress=False)
+    b = synth.build_corpus(tmp_path / "b", preset=micro, seed=3, jobs=2, progress=False)
+    assert a.synthesized == b.synthesized == sum(a.clips.values())
+    first = _bytes(tmp_path / "a")
+    assert first == _bytes(tmp_path / "b")
+    assert (tmp_path / "a/_meta_/clips.jsonl").read_text() == (tmp_path / "b/_meta_/clips.jsonl").read_text()
+
+    other = synth.build_corpus(tmp_path / "c", preset=micro, seed=4, jobs=1, progress=False)
+    assert other.clips == a.clips
+    assert _bytes(tmp_path / "c") != first
+
+    # Resume: remove some clips and a noise file as if killed; only those are made again, identically.
+    gone = sorted(_clips(tmp_path / "a"))[:3]
+    for rel in gone:
+        (tmp_path / "a" / rel).unlink()
+    (tmp_path / "a/_background_noise_/pink_noise.wav").unlink()
+    (tmp_path / "a/yes/.stale.wav.123.part").write_bytes(b"torn")
+    again = synth.build_corpus(tmp_path / "a", preset=micro, seed=3, jobs=1, progress=False)
+    assert again.synthesized == len(gone)
+    assert _bytes(tmp_path / "a") == first
+    assert not list((tmp_path / "a").rglob("*.part"))
+    nothing = synth.build_corpus(tmp_path / "a", preset=micro, seed=3, jobs=1, progress=False)
+    assert nothing.synthesized == 0
+
+    with pytest.raises(SpeechRNNError, match="other settings"):
+        synth.build_corpus(tmp_path / "a", preset=micro, seed=5, jobs=1, progress=False)
+
+
+@pytest.mark.synth
+def test_custom_words(tmp_path, micro):
+    summary = synth.build_corpus(
+        tmp_path / "w", words=["Marvin", "visual"], per_word=3, preset=micro, seed=0, jobs=1, progress=False
+    )
+    assert summary.clips["marvin"] == summary.clips["visual"] == 3
+    assert not (tmp_path / "w" / "yes").exists()
+    for r in _records(tmp_path / "w"):
+        if r["label"] == "_phrase_":
+            assert set(r["text"].split()) <= {"marvin", "visual"}
+    with pytest.raises(SpeechRNNError, match="letters"):
+        synth.build_corpus(tmp_path / "x", words=["go!"], preset=micro, progress=False)
+    with pytest.raises(SpeechRNNError, match="preset"):
+        synth.build_corpus(tmp_path / "x", preset="huge", progress=False)
+
+
+def test_cli_help():
+    done = subprocess.run(
+        [sys.executable, "-m", "speechrnn", "synth", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    for flag in ("--out", "--words", "--per-word", "--seed", "--preset", "--jobs"):
+        assert flag in done.stdout
+
+
+# ------------------------------------------------------------------------------------- the parts
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize(
+    "voice",
+    [
+        voices.Voice("piper", "joe"),
+        voices.Voice("espeak", "en-gb-scotland", "m3", pitch=50),
+        voices.Voice("flite", "slt", pitch=180),
+        voices.Voice("festival", "kal_diphone", pitch=110),
+        voices.Voice("festival", "cmu_us_slt_arctic_hts"),
+    ],
+    ids=lambda v: v.base,
+)
+def test_each_engine_speaks(voice):
+    if voice.engine not in voices.available_engines():
+        pytest.skip(f"{voice.engine} is not installed")
+    (audio, rate), (again, _) = voices.Synthesizer().synthesize(voice, ["seven", "seven"], [1, 1])
+    assert rate >= 16000 and audio.dtype == np.float32
+    assert np.sqrt(np.mean(audio**2)) > 1e-3
+    np.testing.assert_array_equal(audio, again)  # reproducible, Piper's sampling noise included
+
+
+def test_missing_engines_degrade(monkeypatch):
+    real = voices.shutil.which
+    monkeypatch.setattr(voices.shutil, "which", lambda b: None if b == "festival" else real(b))
+    with pytest.warns(UserWarning, match="festvox"):
+        found = voices.available_engines()
+    assert "festival" not in found
+    monkeypatch.setattr(voices.shutil, "which", lambda b: None)
+    monkeypatch.setitem(sys.modules, "piper", None)
+    with pytest.raises(SpeechRNNError, match="espeak-ng"), pytest.warns(UserWarning):
+        voices.available_engines()
+
+
+def test_speaker_ids_and_splits():
+    v = voices.Voice("espeak", "en-us", "f2", rate=1.1, pitch=40, warp=1.05)
+    assert re.fullmatch(r"[0-9a-f]{8}", v.speaker_id)
+    assert v.speaker_id == voices.Voice("espeak", "en-us", "f2", rate=1.1, pitch=40, warp=1.05).speaker_id
+    assert v.speaker_id != voices.Voice("espeak", "en-us", "f2", rate=1.1, pitch=40, warp=1.06).speaker_id
+    assert voices.Voice("flite", "rms").split == "testing"
+    assert voices.Voice("festival", "kal_diphone").split == "testing"
+    held = voices.held_out_bases()
+    engines = {b.split(":")[0] for b in held["testing"]}
+    assert engines == set(voices.ENGINES)  # every engine has unseen test speakers
+    assert not set(held["testing"]) & set(held["validation"])
+
+
+def test_texts_avoid_command_words():
+    unknown = synth.unknown_words(WORDS_V2)
+    assert len(unknown) >= 250 and not set(unknown) & set(WORDS_V2)
+    for near in ("to", "too", "know", "for", "write", "of"):
+        assert near not in unknown
+    texts = synth.sentences(WORDS_V2, 100, np.random.default_rng(0))
+    assert len(texts) == 100
+    for text in texts:
+        assert not set(text.split()) & (set(WORDS_V2) | {"to", "for", "of", "know", "write"}), text
+
+
+def test_noises():
+    rng = np.random.default_rng(0)
+    n = 16000
+    for name, make in noise.PLAIN_NOISES.items():
+        x = make(n, rng)
+        assert x.shape == (n,) and x.dtype == np.float32 and np.isfinite(x).all(), name
+        assert abs(20 * np.log10(np.sqrt(np.mean(x**2))) - noise.NOISE_RMS_DB) < 1.0, name
+    talk = [np.sin(np.arange(8000) * 0.1 * (k + 1)) for k in range(3)]
+    assert noise.babble(n, rng, talk).shape == (n,)
