@@ -5,23 +5,41 @@ Everything downstream assumes `SAMPLE_RATE`; this module is the only place that 
 
 from __future__ import annotations
 
+import functools
 import io
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as AF
 
 from .errors import SpeechRNNError
 
 SAMPLE_RATE = 16_000  # Hz; the rate of Speech Commands and of every model here
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".au", ".mp3")
+MIN_RATE = 1_000  # Hz; a lower rate in a header means a corrupt file, not audio
+MAX_RATE = 768_000  # Hz; the highest rate audio interfaces record at
+MAX_PEAK = 1e6  # float samples are nominally in [-1, 1]; far beyond, the data is garbage
+
+# The resampling filter is torchaudio.functional.resample's default (a Hann-windowed sinc), evaluated per
+# output sample: its memory grows with the filter length, where torchaudio's kernel grows with
+# rate / gcd(rate, 16000) (4 GB and 10 s for one second at 12347 Hz).
+LOWPASS_WIDTH = 6  # zero crossings of the sinc on each side of an output sample
+ROLLOFF = 0.99  # cut-off as a fraction of the lower of the two Nyquist frequencies
+_CHUNK_ELEMENTS = 1 << 20  # outputs x taps computed at once: bounds the temporary arrays
+_READ_ELEMENTS = 1 << 22  # samples (frames x channels) read from a file at once
+
+_FILE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError)
 
 AudioSource = str | os.PathLike | bytes | BinaryIO
+
+
+def _reason(err: Exception) -> str:
+    """The library's own words, without soundfile's 'Error opening <object repr>:' prefix."""
+    return getattr(err, "error_string", None) or str(err)
 
 
 def _describe(source: AudioSource) -> str:
@@ -29,7 +47,20 @@ def _describe(source: AudioSource) -> str:
         return f"<{len(source)} bytes>"
     if isinstance(source, str | os.PathLike):
         return str(source)
-    return getattr(source, "name", None) or "<file-like object>"
+    return str(getattr(source, "name", None) or "<file-like object>")
+
+
+class _Bytes(io.BytesIO):
+    """In-memory file whose seek before the start fails quietly, like a disk file's.
+
+    io.BytesIO raises there, and soundfile would print the traceback from inside its libsndfile callback.
+    """
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return super().seek(offset, whence)
+        except ValueError:
+            return self.tell()
 
 
 def _open(source: AudioSource) -> sf.SoundFile:
@@ -43,26 +74,135 @@ def _open(source: AudioSource) -> sf.SoundFile:
             raise SpeechRNNError(f"{name}: is a directory, expected an audio file")
         if path.stat().st_size == 0:
             raise SpeechRNNError(f"{name}: empty file (0 bytes), expected audio")
-    elif isinstance(source, bytes):
+    else:
+        if not isinstance(source, bytes):
+            if not callable(getattr(source, "read", None)):
+                # soundfile would take an int for a file descriptor and read whatever that is.
+                raise TypeError(
+                    f"expected a path, bytes or a binary file object, got {type(source).__name__}"
+                )
+            try:
+                source = source.read()  # whole files are read anyway; bytes make seeking errors quiet
+            except _FILE_ERRORS as err:
+                raise SpeechRNNError(f"{name}: cannot be read ({_reason(err)})") from None
+            if not isinstance(source, bytes):
+                raise SpeechRNNError(f"{name}: opened in text mode, expected a binary file object")
         if not source:
             raise SpeechRNNError(f"{name}: empty input (0 bytes), expected audio")
-        source = io.BytesIO(source)
+        source = _Bytes(source)
     try:
-        return sf.SoundFile(source)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as err:
-        raise SpeechRNNError(f"{name}: not a readable audio file ({err})") from None
+        f = sf.SoundFile(source)
+    except _FILE_ERRORS as err:
+        raise SpeechRNNError(f"{name}: not a readable audio file ({_reason(err)})") from None
+    if not MIN_RATE <= f.samplerate <= MAX_RATE:
+        f.close()
+        raise SpeechRNNError(
+            f"{name}: sample rate {f.samplerate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz; the file is corrupt"
+        )
+    return f
 
 
-def _to_mono_16k(data: np.ndarray, rate: int, name: str) -> np.ndarray:
-    """(frames, channels) float array at `rate` -> (samples,) float32 at SAMPLE_RATE."""
-    if data.ndim == 2:
-        data = data.mean(axis=1)
-    data = np.asarray(data, dtype=np.float32)
-    if not np.isfinite(data).all():
+def _read(f: sf.SoundFile, frames: int, name: str) -> np.ndarray:
+    """Up to `frames` frames (-1: all) from the current position as `(frames, channels)` float32.
+
+    Reads in pieces: soundfile allocates the full request up front, and a corrupt header can claim
+    terabytes.
+    """
+    piece = max(1, _READ_ELEMENTS // f.channels)
+    parts = []
+    remaining = frames if frames >= 0 else math.inf
+    while remaining > 0:
+        want = int(min(piece, remaining))
+        try:
+            data = f.read(want, dtype="float32", always_2d=True)
+        except _FILE_ERRORS as err:
+            raise SpeechRNNError(f"{name}: audio data could not be decoded ({_reason(err)})") from None
+        parts.append(data)
+        remaining -= data.shape[0]
+        if data.shape[0] < want:
+            break
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros((0, f.channels), dtype=np.float32)
+
+
+def _mix_down(data: np.ndarray, name: str) -> np.ndarray:
+    """`(frames, channels)` float array -> `(frames,)` float32, the mean of the channels."""
+    peak = float(np.abs(data).max()) if data.size else 0.0
+    if not math.isfinite(peak):
         raise SpeechRNNError(f"{name}: audio contains NaN or infinite samples")
-    if rate != SAMPLE_RATE and data.size:
-        data = AF.resample(torch.from_numpy(data), rate, SAMPLE_RATE).numpy()
-    return np.ascontiguousarray(data, dtype=np.float32)
+    if peak > MAX_PEAK:
+        raise SpeechRNNError(f"{name}: a sample of magnitude {peak:.3g}, expected audio near [-1, 1]")
+    return np.ascontiguousarray(data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0])
+
+
+class _Resampler:
+    """Band-limited resampling from `rate` to SAMPLE_RATE, computable piece by piece.
+
+    Output sample j lies at source position `j * rate / SAMPLE_RATE` and is a weighted sum of the
+    `2 * half + 1` source samples around it, with zeros outside the signal. Any span of the output can
+    therefore be computed from the matching span of the source, and pieces join exactly.
+    """
+
+    def __init__(self, rate: int):
+        g = math.gcd(rate, SAMPLE_RATE)
+        self.up, self.down = SAMPLE_RATE // g, rate // g  # output j <-> source position j * down / up
+        cutoff = min(rate, SAMPLE_RATE) * ROLLOFF / rate  # filter cut-off over the source's Nyquist frequency
+        self.half = math.ceil(LOWPASS_WIDTH / cutoff)
+        # Output j reads source samples floor(j * down / up) + k, k in [-half, half], with weights that
+        # depend only on j mod up: one row per phase.
+        frac = (np.arange(self.up, dtype=np.int64) * self.down % self.up) / self.up
+        t = (np.arange(-self.half, self.half + 1)[None, :] - frac[:, None]) * cutoff
+        t = np.clip(t, -LOWPASS_WIDTH, LOWPASS_WIDTH)
+        window = np.cos(t * math.pi / LOWPASS_WIDTH / 2) ** 2
+        self.kernel = (np.sinc(t) * window * cutoff).astype(np.float32)  # (up, 2 * half + 1)
+
+    def num_outputs(self, num_source: int) -> int:
+        """Output length for a whole signal of `num_source` samples (as torchaudio's: ceil)."""
+        return -(-num_source * self.up // self.down)
+
+    def first_source(self, out_index: int) -> int:
+        """Index of the first source sample that output `out_index` reads."""
+        return out_index * self.down // self.up - self.half
+
+    def __call__(self, x: np.ndarray, x_start: int, out_start: int, out_stop: int) -> np.ndarray:
+        """Outputs `[out_start, out_stop)` from `x`, which holds source samples `[x_start, x_start + len(x))`.
+
+        Source samples outside `x` count as zero: right at the ends of the signal, and never read elsewhere
+        when `x` covers `first_source(out_start)` up to `first_source(out_stop - 1) + 2 * half`.
+        """
+        taps = self.kernel.shape[1]
+        padded = np.concatenate([np.zeros(1, np.float32), x, np.zeros(1, np.float32)])
+        offsets = np.arange(taps, dtype=np.int64)
+        out = np.empty(max(0, out_stop - out_start), dtype=np.float32)
+        step = max(1, _CHUNK_ELEMENTS // taps)
+        for a in range(out_start, out_stop, step):
+            j = np.arange(a, min(a + step, out_stop), dtype=np.int64)
+            first = j * self.down // self.up - self.half - x_start + 1  # +1: the leading zero of `padded`
+            # Indices past either end land on the zero at that end.
+            idx = np.clip(first[:, None] + offsets, 0, padded.size - 1)
+            out[a - out_start : a - out_start + j.size] = np.einsum(
+                "ij,ij->i", padded[idx], self.kernel[j % self.up]
+            )
+        return out
+
+
+@functools.lru_cache(maxsize=8)
+def _resampler(rate: int) -> _Resampler:
+    return _Resampler(rate)
+
+
+def resample(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Resample `(samples,)` float audio at `rate` Hz to `(ceil(samples * SAMPLE_RATE / rate),)` float32."""
+    x = np.ascontiguousarray(audio, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"expected (samples,) audio, got shape {x.shape}")
+    if rate <= 0 or int(rate) != rate:
+        raise ValueError(f"expected a positive whole number of Hz, got {rate}")
+    if rate == SAMPLE_RATE:
+        return x
+    r = _resampler(int(rate))
+    return r(x, 0, 0, r.num_outputs(x.size))
 
 
 def load_audio(source: AudioSource) -> np.ndarray:
@@ -77,17 +217,15 @@ def load_audio(source: AudioSource) -> np.ndarray:
 
     Raises:
         SpeechRNNError: the source is missing, empty, not audio, truncated, or holds no or non-finite samples.
+        TypeError: `source` is neither a path, nor bytes, nor a file object.
     """
     name = _describe(source)
     with _open(source) as f:
         rate = f.samplerate
-        try:
-            data = f.read(dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, ValueError) as err:
-            raise SpeechRNNError(f"{name}: audio data could not be decoded ({err})") from None
+        data = _read(f, -1, name)
     if data.shape[0] == 0:
         raise SpeechRNNError(f"{name}: expected {SAMPLE_RATE // 1000} kHz mono audio, got 0 samples")
-    return _to_mono_16k(data, rate, name)
+    return resample(_mix_down(data, name), rate)
 
 
 def audio_duration(source: str | os.PathLike) -> float:
@@ -99,48 +237,61 @@ def audio_duration(source: str | os.PathLike) -> float:
 def read_blocks(source: str | os.PathLike, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
     """Yield a long file as consecutive float32 mono 16 kHz blocks, in bounded memory.
 
-    Resampling is done per block with a few hundred samples of overlap so that the concatenated blocks
-    match resampling the whole file closely (boundary differences are far below the MFCC's sensitivity).
+    The blocks joined are `load_audio(source)`: resampling reads a filter's length of source beyond each
+    block, so block boundaries leave no trace.
 
     Args:
         source: path of an audio file of any length.
-        block_seconds: length of each block at the file's own rate.
+        block_seconds: length of each block; all but the last hold `round(block_seconds * SAMPLE_RATE)`
+            samples (at least one).
 
     Yields:
         `(samples,)` float32 arrays at `SAMPLE_RATE`; the last one may be shorter.
+
+    Raises:
+        SpeechRNNError: as `load_audio`, when the file is opened or when a bad stretch of it is reached.
     """
     name = _describe(source)
+    out_block = max(1, round(block_seconds * SAMPLE_RATE))
     with _open(source) as f:
         rate = f.samplerate
-        block = max(1, int(block_seconds * rate))
         if rate == SAMPLE_RATE:
-            for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
-                if data.shape[0]:
-                    yield _to_mono_16k(data, rate, name)
-            return
-        # Resample with overlap: keep `pad` source samples either side and cut the matching output span.
-        pad = int(0.02 * rate)
-        prev_tail = np.zeros((0, f.channels), dtype=np.float32)
-        produced = 0  # output samples emitted so far
-        consumed = 0  # source samples fully accounted for
-        total = f.frames
-        while True:
-            data = f.read(block, dtype="float32", always_2d=True)
-            end = data.shape[0] == 0 or f.tell() >= total
-            span = np.concatenate([prev_tail, data])
-            mono = _to_mono_16k(span, rate, name)
-            start_src = consumed - prev_tail.shape[0]
-            stop_src = start_src + span.shape[0] if end else start_src + span.shape[0] - pad
-            want_stop = round(stop_src * SAMPLE_RATE / rate)
-            offset = round(start_src * SAMPLE_RATE / rate)
-            piece = mono[produced - offset : want_stop - offset]
-            if piece.size:
-                yield piece
-            produced = want_stop
-            consumed = start_src + span.shape[0]
-            prev_tail = span[-2 * pad :] if not end else prev_tail
-            if end:
-                return
+            produced = 0
+            while (data := _read(f, out_block, name)).shape[0]:
+                produced += data.shape[0]
+                yield _mix_down(data, name)
+        else:
+            produced = yield from _resample_blocks(f, _resampler(rate), out_block, name)
+    if produced == 0:
+        raise SpeechRNNError(f"{name}: expected {SAMPLE_RATE // 1000} kHz mono audio, got 0 samples")
+
+
+def _resample_blocks(
+    f: sf.SoundFile, r: _Resampler, out_block: int, name: str
+) -> Generator[np.ndarray, None, int]:
+    """Blocks of `out_block` output samples from an open file; returns how many samples were yielded."""
+    read_size = max(1, out_block * r.down // r.up)  # about one block of source at a time
+    buf = np.zeros(0, dtype=np.float32)  # source samples [buf_start, buf_start + buf.size)
+    buf_start = 0
+    produced = 0
+    eof = False
+    while True:
+        stop = produced + out_block
+        need = r.first_source(stop - 1) + 2 * r.half + 1  # source samples that output stop - 1 reads
+        while not eof and buf_start + buf.size < need:
+            data = _read(f, read_size, name)
+            eof = data.shape[0] < read_size
+            if data.shape[0]:
+                buf = np.concatenate([buf, _mix_down(data, name)])
+        if eof:
+            stop = min(stop, r.num_outputs(buf_start + buf.size))
+        if stop <= produced:
+            return produced
+        yield r(buf, buf_start, produced, stop)
+        produced = stop
+        drop = r.first_source(produced) - buf_start  # samples no later output reads
+        if drop > 0:
+            buf, buf_start = buf[drop:], buf_start + drop
 
 
 def save_audio(path: str | os.PathLike, audio: np.ndarray, rate: int = SAMPLE_RATE) -> None:
@@ -156,7 +307,9 @@ def list_audio_files(paths: list[str | os.PathLike]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file()))
+            out.extend(
+                sorted(q for q in p.rglob("*") if q.suffix.lower() in AUDIO_EXTENSIONS and q.is_file())
+            )
         else:
             out.append(p)
     return out

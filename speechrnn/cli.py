@@ -22,18 +22,17 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
             "times. Validation and test hold out whole voices. Same --seed gives identical files; an "
             "interrupted build resumes when run again with the same settings."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", required=True, help="corpus directory to create or resume")
     p.add_argument("--words", nargs="+", metavar="WORD", help="command words (default: the preset's)")
     p.add_argument("--per-word", type=int, help="clips per command word (default: the preset's)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; everything follows from it")
+    p.add_argument("--seed", type=int, default=0, help="random seed; everything follows from it (default: 0)")
     p.add_argument(
         "--preset",
         choices=("tiny", "small", "default"),
         default="default",
-        help="size: tiny (10 words x 8 clips, seconds; for tests), small (35 x 60), default (35 x 600, "
-        "4000 unknown, 3000 phrases, 300 sentences; ~20 min on 2 cores)",
+        help="size (default: default): tiny (10 words x 8 clips, seconds; for tests), small (35 x 60), "
+        "default (35 x 550, 4000 unknown, 3000 phrases, 300 sentences; 26,550 clips, ~1 GB, 15 CPU-minutes)",
     )
     p.add_argument("--jobs", type=int, help="worker processes (default: CPU count)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -139,6 +138,9 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 def _add_transcribe(sub: argparse._SubParsersAction) -> None:
     """`speechrnn transcribe` (owned by speechrnn/transcribe.py)."""
+    from .decoding import DecodingOptions
+
+    defaults = DecodingOptions()
     p = sub.add_parser(
         "transcribe",
         help="label, text and word times of audio files, from one clip to hours of audio",
@@ -162,7 +164,9 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
         help='one JSON line per file: {"path", "label", "score", "text", "words": [{"word", "start", '
         '"end", "score"}]}, or {"path", "error"}',
     )
-    p.add_argument("--beam", type=int, default=32, metavar="N", help="beam width of the search (default: 32)")
+    p.add_argument(
+        "--beam", type=int, default=defaults.beam, metavar="N", help=f"beam width (default: {defaults.beam})"
+    )
     p.add_argument(
         "--words",
         nargs="+",
@@ -173,10 +177,10 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--min-word-score",
         type=float,
-        default=0.4,
+        default=defaults.min_word_score,
         metavar="P",
         help="words scoring below this (0-1) are reported as <unk>; 0 forces every word into the "
-        "lexicon (default: 0.4)",
+        f"lexicon (default: {defaults.min_word_score})",
     )
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="clips per batch (default: 16)")
     p.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:N (default: cpu)")
@@ -220,6 +224,12 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the model shipped with speechrnn)")
+    p.add_argument(
+        "--onnx",
+        metavar="FILE",
+        help="run an exported step (speechrnn export) with onnxruntime instead of a checkpoint; its chunk "
+        "and look-ahead are fixed in the file",
+    )
     p.add_argument("--input", metavar="FILE", help="replay this audio file instead of a device")
     p.add_argument("--fast", action="store_true", help="with --input: replay as fast as possible")
     p.add_argument("--json", action="store_true", help='a {"keyword", "time", "score"} JSON line each')
@@ -255,6 +265,7 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
 
         listen(
             model=args.model,
+            onnx=args.onnx,
             input=args.input,
             fast=args.fast,
             as_json=args.json,
@@ -270,13 +281,68 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    """`speechrnn export` (owned by speechrnn/export.py)."""
+    p = sub.add_parser(
+        "export",
+        help="write a model's streaming step as an ONNX file (optionally int8) for deployment",
+        description="Export one latency-controlled streaming step of a checkpoint to ONNX: raw audio in (the "
+        "MFCC front end is inside the graph), the forward state of every layer in and out, per-step CTC, "
+        "attention and label scores out. Feature settings, labels, vocabulary, chunk and look-ahead, "
+        "stride, pooling window and normalisation go into the file's metadata, so onnxruntime and the file "
+        "are all a deployment needs (`speechrnn listen --onnx FILE` runs it). The chunk and look-ahead are "
+        "fixed at export.",
+        epilog="examples:\n"
+        "  speechrnn export --model runs/default/model.pt --format onnx --out model.onnx\n"
+        "  speechrnn export --format onnx --out model.int8.onnx --quantize --chunk-ms 100",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", metavar="CKPT", help="checkpoint (default: the model shipped with speechrnn)")
+    p.add_argument("--format", default="onnx", choices=("onnx",), help="output format (default: onnx)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
+    p.add_argument(
+        "--quantize",
+        action="store_true",
+        help="dynamic int8 weights for the recurrent and linear layers (about 2.4x smaller; the front "
+        "end stays float)",
+    )
+    p.add_argument(
+        "--chunk-ms",
+        type=float,
+        default=120.0,
+        metavar="MS",
+        help="chunk of one step, a multiple of the model's step (20 ms) (default: 120, as listen)",
+    )
+    p.add_argument(
+        "--lookahead-ms",
+        type=float,
+        default=80.0,
+        metavar="MS",
+        help="look-ahead of the backward direction, a multiple of 20 ms (default: 80, as listen)",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from .export import main_export
+
+        return main_export(
+            model=args.model,
+            format=args.format,
+            out=args.out,
+            quantize=args.quantize,
+            chunk_ms=args.chunk_ms,
+            lookahead_ms=args.lookahead_ms,
+        )
+
+    p.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speechrnn",
         description="Speech command recogniser: build a corpus, train, evaluate, transcribe files, spot keywords live.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_synth, _add_train, _add_eval, _add_transcribe, _add_listen):
+    for add in (_add_synth, _add_train, _add_eval, _add_transcribe, _add_listen, _add_export):
         add(sub)
     return parser
 

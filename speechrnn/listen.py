@@ -241,6 +241,7 @@ def _consume(
 def listen(
     *,
     model: str | os.PathLike | None = None,
+    onnx: str | os.PathLike | None = None,
     input: str | os.PathLike | None = None,
     fast: bool = False,
     as_json: bool = False,
@@ -258,6 +259,9 @@ def listen(
 
     Args:
         model: checkpoint path; None = the model shipped with the package.
+        onnx: an exported streaming step (`speechrnn export`) to run with onnxruntime instead of a
+            checkpoint; its chunk and look-ahead are those it was exported with (`chunk_ms` and
+            `lookahead_ms` are then ignored).
         input: audio file to replay instead of the microphone.
         fast: replay `input` as fast as possible instead of at real time.
         as_json: print one JSON object per detection (`{"keyword", "time", "score"}`).
@@ -282,14 +286,23 @@ def listen(
         return None
     if fast and input is None and source is None:
         raise SpeechRNNError("--fast replays a file: give it with --input FILE")
+    if onnx is not None and model is not None:
+        raise SpeechRNNError("give a checkpoint (--model) or an exported ONNX step (--onnx), not both")
     if source is None:  # a missing input file is reported before the model is loaded
         source = FileSource(input, realtime=not fast) if input is not None else Microphone(device, BLOCK_MS)
-    recognizer = load_model(model)
-    stream = StreamingRecognizer(recognizer, chunk_ms=chunk_ms, lookahead_ms=lookahead_ms)
+    if onnx is not None:
+        from .onnx_runner import OnnxStreamingRecognizer
+
+        stream = OnnxStreamingRecognizer(onnx)
+        labels, chunk_ms, lookahead_ms = stream.labels, stream.chunk_ms, stream.lookahead_ms
+    else:
+        recognizer = load_model(model)
+        stream = StreamingRecognizer(recognizer, chunk_ms=chunk_ms, lookahead_ms=lookahead_ms)
+        labels = recognizer.labels
     config = SpotterConfig(keywords=tuple(keywords) if keywords else None)
     if threshold is not None:
         config = dataclasses.replace(config, threshold=threshold)
-    spotter = KeywordSpotter(recognizer.labels, stream.step_seconds, config)
+    spotter = KeywordSpotter(labels, stream.step_seconds, config)
     printer = _Printer(out, err, as_json, live_status=err.isatty())
     stats, stop = ListenStats(), threading.Event()
     failure: list[BaseException] = []

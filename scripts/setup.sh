@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Install everything speechrnn needs on a Debian machine: system packages, then a virtual environment
+# with the package installed editable. Safe to re-run: each step is skipped when its result is already there.
+#
+# Environment:
+#   SPEECHRNN_VENV  where the virtual environment lives (default: .venv in the repository)
+#   PYTHON          interpreter to build it with (default: the first python3 >= 3.11 found on PATH)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+VENV=${SPEECHRNN_VENV:-.venv}
+START=$SECONDS
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# --- system packages ---------------------------------------------------------------------------------
+# libportaudio2: sounddevice (microphone); the synthesisers and voices: `speechrnn synth`;
+# sox: audio conversion and checks; pulseaudio and ALSA: a sound server for the live tests.
+APT_PACKAGES=(
+    libportaudio2 espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox
+    pulseaudio libasound2-plugins alsa-utils pulseaudio-utils
+)
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+find_python() {
+    local candidate
+    for candidate in ${PYTHON:-} python3 python3.13 python3.12 python3.11; do
+        if command -v "$candidate" >/dev/null 2>&1 \
+            && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            "$candidate" -c 'import sys; print(sys.executable)'  # past any pyenv-style shim
+            return 0
+        fi
+    done
+    return 1
+}
+
+PY=$(find_python) || die "need python3 >= 3.11 (set PYTHON=/path/to/python3.11 if it is not on PATH)"
+
+# Debian's own python3 builds venvs only with its python3-venv package.
+if [[ ! -x "$VENV/bin/python" ]] && ! "$PY" -c 'import ensurepip' 2>/dev/null; then
+    APT_PACKAGES+=("python3-venv")
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    installed "$pkg" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    SUDO=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install ${missing[*]} by hand"
+        SUDO=(sudo)
+    fi
+    say "apt: installing ${missing[*]}"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    say "apt: all ${#APT_PACKAGES[@]} packages present"
+fi
+
+# --- virtual environment -----------------------------------------------------------------------------
+if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import pip' 2>/dev/null; then
+    say "venv: $VENV exists"
+else
+    # --clear: an interrupted earlier attempt may have left a venv without pip.
+    say "venv: creating $VENV with $PY ($("$PY" -c 'import platform; print(platform.python_version())'))"
+    "$PY" -m venv --clear "$VENV"
+fi
+
+# The install is current when pyproject.toml, the interpreter and the checkout it points at are unchanged
+# and the package is still importable as installed metadata.
+STAMP="$VENV/.speechrnn-install"
+key=$( {
+    sha256sum pyproject.toml
+    "$VENV/bin/python" -c 'import sys; print(sys.version)'
+    echo "$ROOT"
+} | sha256sum | cut -d' ' -f1)
+
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$key" ]] \
+    && "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("speechrnn")' 2>/dev/null; then
+    say "pip: speechrnn already installed for this pyproject.toml"
+else
+    say "pip: installing speechrnn with extras dev,synth (torch is large: a few minutes on a new venv)"
+    rm -f "$STAMP"
+    # pip and the build backend are chatty even when quiet: keep their words for when something fails.
+    log="$VENV/pip-install.log"
+    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+        -e "${ROOT}[dev,synth]" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        die "pip install failed (full log: $log)"
+    fi
+    echo "$key" >"$STAMP"
+fi
+
+say "ready in $((SECONDS - START)) s ($VENV/bin/speechrnn)"

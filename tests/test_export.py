@@ -1,0 +1,317 @@
+"""ONNX export of the streaming step, its onnxruntime runner, int8 quantisation, and the benchmark report.
+
+The central check: the runner fed a whole file in chunks gives the PyTorch `StreamingRecognizer`'s outputs
+step for step (1e-4), for every cell, both graph forms (recurrent operators, and the unrolled form that
+int8 quantises), several latency settings, odd block sizes, and the end-of-stream flush.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speechrnn import cli
+from speechrnn.checkpoint import load_model, save_checkpoint
+from speechrnn.errors import SpeechRNNError
+from speechrnn.export import build_graph, export_onnx, quantize_torch, read_metadata, step_shape
+from speechrnn.features import FeatureConfig
+from speechrnn.model import ModelConfig, Recognizer
+from speechrnn.spotter import KeywordSpotter, SpotterConfig
+from speechrnn.streaming import StreamingRecognizer, StreamOutput
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from speechrnn.onnx_runner import OnnxStreamingRecognizer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FEATURES = FeatureConfig(n_mels=20, n_mfcc=12)
+LABELS = ("_silence_", "_unknown_", "yes", "no")
+TOL = 1e-4
+FIELDS = ("ctc_log_probs", "label_logits", "attn_logits", "step_logits")
+
+
+def _audio(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    t = np.arange(n) / 16000
+    tone = 0.3 * np.sin(2 * np.pi * (200 + 300 * t) * t) * (np.sin(2 * np.pi * 1.5 * t) > 0)
+    return (tone + 0.02 * rng.standard_normal(n)).astype(np.float32)
+
+
+def _model(
+    cell: str = "gru", bidirectional: bool = True, default_size: bool = False, seed: int = 0
+) -> Recognizer:
+    """A random model whose outputs vary: the heads are scaled up (random heads give near-uniform scores)."""
+    torch.manual_seed(0)
+    if default_size:
+        features, config = FeatureConfig(), ModelConfig(n_labels=len(LABELS), cell=cell)
+    else:
+        features = FEATURES
+        config = ModelConfig(n_labels=len(LABELS), n_input=12, cell=cell, hidden=8, layers=2,
+                             bidirectional=bidirectional, attn_dim=6, window=7)  # fmt: skip
+    model = Recognizer(config, LABELS, features).eval()
+    with torch.no_grad():
+        for head in (model.ctc_head, model.label_head, model.attn[0], model.attn[2]):
+            head.weight.mul_(8)
+        feats = model.mfcc(torch.from_numpy(_audio(2.0, seed=9)))
+        model.set_normalization(feats.mean(0), feats.std(0))
+    return model
+
+
+def _feed(rec, audio: np.ndarray, sizes) -> StreamOutput:
+    outs, pos = [], 0
+    for size in sizes:
+        outs.append(rec.accept(audio[pos : pos + size]))
+        pos += size
+    outs.append(rec.accept(audio[pos:]))
+    outs.append(rec.flush())
+    return StreamOutput.concat(outs)
+
+
+def _blocks(n: int, size: int) -> list[int]:
+    return [size] * (n // size)
+
+
+def _assert_same(got: StreamOutput, ref: StreamOutput, tol: float = TOL) -> None:
+    assert got.start == ref.start and got.steps == ref.steps
+    for name in FIELDS:
+        diff = float((getattr(got, name) - getattr(ref, name)).abs().max()) if ref.steps else 0.0
+        assert diff <= tol, f"{name} differs by {diff:.2e}"
+    assert torch.equal(got.ready_seconds, ref.ready_seconds)
+
+
+def _export(model: Recognizer, path: Path, chunk_ms=100.0, lookahead_ms=80.0, unrolled=False) -> Path:
+    import onnx
+
+    onnx.save(build_graph(model, chunk_ms, lookahead_ms, unrolled=unrolled), str(path))
+    return path
+
+
+@pytest.mark.parametrize("unrolled", [False, True], ids=["operators", "unrolled"])
+@pytest.mark.parametrize(
+    "cell,bidirectional", [("gru", True), ("lstm", True), ("rnn", True), ("gru", False), ("lstm", False)]
+)
+def test_runner_matches_pytorch_streaming(tmp_path, cell, bidirectional, unrolled):
+    model = _model(cell, bidirectional)
+    path = _export(model, tmp_path / "m.onnx", unrolled=unrolled)
+    audio = _audio(2.45)
+    ref = _feed(StreamingRecognizer(model, 100, 80), audio, _blocks(audio.size, 1600))
+    rng = np.random.default_rng(1)
+    odd = rng.integers(0, 2500, size=40).tolist()  # zeros, single samples, sub-frame and multi-chunk pieces
+    for sizes in (_blocks(audio.size, 1600), odd, [audio.size]):
+        _assert_same(_feed(OnnxStreamingRecognizer(path), audio, sizes), ref)
+
+
+@pytest.mark.parametrize("chunk_ms,lookahead_ms", [(20, 0), (40, 120), (120, 80), (200, 20)])
+def test_latency_settings_and_stream_ends(tmp_path, chunk_ms, lookahead_ms):
+    model = _model()
+    path = _export(model, tmp_path / "m.onnx", chunk_ms, lookahead_ms)
+    runner = OnnxStreamingRecognizer(path)
+    assert (runner.chunk_ms, runner.lookahead_ms) == (chunk_ms, lookahead_ms)
+    # Streams that end inside the first frame, the first window, a chunk, and after several chunks.
+    for seconds in (0.0, 0.02, 0.05, 0.21, 0.37, 1.013):
+        audio = _audio(seconds, seed=3)
+        ref = _feed(StreamingRecognizer(model, chunk_ms, lookahead_ms), audio, _blocks(audio.size, 700))
+        _assert_same(_feed(runner, audio, _blocks(audio.size, 700)), ref)  # flush resets: reused stream
+
+
+def test_default_size_gru_over_a_file(tmp_path):
+    """Checkpoint -> `speechrnn export` -> runner, against the checkpoint's own streaming recogniser."""
+    model = _model(default_size=True)
+    save_checkpoint(tmp_path / "default.pt", model)
+    path = tmp_path / "default.onnx"
+    args = ["export", "--model", str(tmp_path / "default.pt"), "--out", str(path), "--chunk-ms", "100"]
+    assert cli.main(args) == 0
+    model = load_model(tmp_path / "default.pt")
+    audio = _audio(3.3, seed=5)
+    ref = _feed(StreamingRecognizer(model, 100, 80), audio, _blocks(audio.size, 1600))
+    got = _feed(OnnxStreamingRecognizer(path), audio, _blocks(audio.size, 1600))
+    assert ref.label_logits.std() > 0.5  # the comparison is not between near-constant outputs
+    _assert_same(got, ref)
+
+
+def test_spotter_consumes_the_runner_alike(tmp_path):
+    model = _model()
+    path = _export(model, tmp_path / "m.onnx", 120, 80)
+    audio = _audio(4.0, seed=2)
+    events = []
+    for rec in (StreamingRecognizer(model, 120, 80), OnnxStreamingRecognizer(path)):
+        spotter = KeywordSpotter(LABELS, rec.step_seconds, SpotterConfig(threshold=0.3, min_ms=20))
+        out = _feed(rec, audio, _blocks(audio.size, 1600))
+        events.append([(d.keyword, d.step, round(d.time, 6)) for d in spotter.update(out)])
+    assert events[0] == events[1]
+    assert events[0], "the comparison needs some detections"
+
+
+def test_metadata_round_trip(tmp_path):
+    model = _model("lstm")
+    path = export_onnx(model, tmp_path / "m.onnx", chunk_ms=60, lookahead_ms=40, source="unit test")
+    meta = read_metadata(path)
+    shape = step_shape(model, 60, 40)
+    assert meta["format"] == "speechrnn-onnx-step" and meta["quantized"] is False
+    assert meta["labels"] == list(LABELS) and meta["source"] == "unit test"
+    assert FeatureConfig(**meta["feature_config"]) == model.features
+    assert ModelConfig(**meta["model_config"]) == model.config
+    assert meta["step"]["samples"] == shape.samples and meta["step"]["chunk"] == 3
+    assert (meta["chunk_ms"], meta["lookahead_ms"], meta["window"]) == (60, 40, model.config.window)
+    assert np.allclose(meta["normalization"]["mean"], model.feat_mean.numpy())
+    runner = OnnxStreamingRecognizer(path)
+    assert runner.labels == LABELS and runner.features == model.features
+    assert runner.latency_seconds == pytest.approx(0.1)
+
+
+def test_int8_is_smaller_and_close(tmp_path):
+    model = _model(default_size=True)
+    fp32 = export_onnx(model, tmp_path / "fp32.onnx", chunk_ms=100, lookahead_ms=80)
+    int8 = export_onnx(model, tmp_path / "int8.onnx", chunk_ms=100, lookahead_ms=80, quantize=True)
+    assert read_metadata(int8)["quantized"] is True
+    assert fp32.stat().st_size / int8.stat().st_size >= 2.0
+    audio = _audio(2.0, seed=4)
+    ref = _feed(OnnxStreamingRecognizer(fp32), audio, _blocks(audio.size, 1600))
+    got = _feed(OnnxStreamingRecognizer(int8), audio, _blocks(audio.size, 1600))
+    assert got.steps == ref.steps
+    assert float((got.label_logits - ref.label_logits).abs().mean()) < 0.1
+    eager = quantize_torch(model)
+    assert isinstance(eager.encoder.fwd[0], torch.ao.nn.quantized.dynamic.GRU)
+    q = _feed(StreamingRecognizer(eager, 100, 80), audio, _blocks(audio.size, 1600))
+    assert float((q.label_logits - ref.label_logits).abs().mean()) < 0.1
+
+
+def test_export_command(tmp_path, capsys):
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(ckpt, _model())
+    out = tmp_path / "model.onnx"
+    assert cli.main(["export", "--model", str(ckpt), "--format", "onnx", "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert read_metadata(out)["chunk_ms"] == 120
+    q = tmp_path / "model.int8.onnx"
+    args = ["export", "--model", str(ckpt), "--out", str(q), "--quantize", "--chunk-ms", "100"]
+    assert cli.main(args) == 0
+    assert read_metadata(q)["quantized"] is True and read_metadata(q)["chunk_ms"] == 100
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model", "{tmp}/missing.pt", "--out", "{tmp}/x.onnx"], "no such checkpoint"),
+        (["--model", "{ckpt}", "--out", "{tmp}/x.txt"], ".onnx"),
+        (["--model", "{ckpt}", "--out", "{tmp}/x.onnx", "--chunk-ms", "30"], "multiple of"),
+        (["--model", "{ckpt}", "--out", "{tmp}/x.onnx", "--lookahead-ms", "-20"], "multiple of"),
+        (["--model", "{ckpt}", "--out", "{tmp}/no/such/dir/x.onnx"], "cannot write"),
+    ],
+)
+def test_export_command_errors(tmp_path, capsys, args, message):
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(ckpt, _model())
+    argv = ["export"] + [a.format(tmp=tmp_path, ckpt=ckpt) for a in args]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("speechrnn export: error:") and message in err
+
+
+def test_runner_copies_what_it_keeps(tmp_path):
+    model = _model()
+    runner = OnnxStreamingRecognizer(_export(model, tmp_path / "m.onnx"))
+    audio = _audio(1.0)
+    ref = _feed(StreamingRecognizer(model, 100, 80), audio, _blocks(audio.size, 500))
+    block, outs = np.empty(500, np.float32), []
+    for pos in range(0, audio.size, 500):  # one buffer reused for every block, as a sound card driver may
+        block[:] = audio[pos : pos + 500]
+        outs.append(runner.accept(block))
+    _assert_same(StreamOutput.concat([*outs, runner.flush()]), ref)
+
+
+def test_runner_rejects_bad_inputs(tmp_path, monkeypatch):
+    with pytest.raises(SpeechRNNError, match="no such ONNX file"):
+        OnnxStreamingRecognizer(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(SpeechRNNError, match="cannot load"):
+        OnnxStreamingRecognizer(junk)
+    with pytest.raises(SpeechRNNError, match="not an ONNX file"):
+        read_metadata(junk)
+    import onnx
+
+    foreign = tmp_path / "foreign.onnx"
+    proto = build_graph(_model(), 100, 80)
+    del proto.metadata_props[:]
+    onnx.save(proto, str(foreign))
+    with pytest.raises(SpeechRNNError, match="not a speechrnn"):
+        OnnxStreamingRecognizer(foreign)
+    path = _export(_model(), tmp_path / "m.onnx")
+    runner = OnnxStreamingRecognizer(path)
+    with pytest.raises(SpeechRNNError, match="mono"):
+        runner.accept(np.zeros((2, 100), np.float32))
+    with pytest.raises(SpeechRNNError, match="NaN"):
+        runner.accept(np.full(100, np.nan, np.float32))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(SpeechRNNError, match="needs onnxruntime"):
+        OnnxStreamingRecognizer(path)
+
+
+def test_step_needs_a_chunk():
+    with pytest.raises(SpeechRNNError, match="chunk length"):
+        step_shape(_model(), None, 80)
+
+
+def test_listen_with_onnx(tmp_path):
+    """`speechrnn listen --onnx FILE` spots the same events as the checkpoint it came from."""
+    from speechrnn.audio import save_audio
+    from speechrnn.listen import listen
+
+    ckpt = tmp_path / "model.pt"
+    model = _model()
+    save_checkpoint(ckpt, model)
+    path = export_onnx(model, tmp_path / "m.onnx", chunk_ms=120, lookahead_ms=80)
+    wav = tmp_path / "stream.wav"
+    save_audio(wav, _audio(3.0, seed=2))
+    lines = []
+    for kwargs in ({"model": str(ckpt)}, {"onnx": str(path)}):
+        out = io.StringIO()
+        listen(input=str(wav), fast=True, as_json=True, threshold=0.3, out=out, err=io.StringIO(), **kwargs)
+        lines.append([json.loads(line) for line in out.getvalue().splitlines()])
+    assert lines[0] == lines[1]
+    with pytest.raises(SpeechRNNError, match="not both"):
+        listen(model=str(ckpt), onnx=str(path), input=str(wav), out=io.StringIO(), err=io.StringIO())
+
+
+@pytest.mark.slow
+def test_bench_quick(tmp_path, fake_corpus):
+    """`scripts/bench.py --quick` runs every section on a fake corpus and writes the report."""
+    from speechrnn.speechcommands import SpeechCommandsDataset
+
+    labels = SpeechCommandsDataset(fake_corpus, "train").labels
+    torch.manual_seed(0)
+    config = ModelConfig(n_labels=len(labels), n_input=12, hidden=12, layers=2, attn_dim=6)
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, Recognizer(config, labels, FEATURES))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "BENCHMARKS.md").write_text("# Benchmarks\n\n<!-- mfcc:start -->\nkept\n<!-- mfcc:end -->\n")
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--model", str(ckpt),
+           "--data", str(fake_corpus), "--out-dir", str(docs)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((docs / "bench.json").read_text())
+    for key in ("size", "compute", "mfcc", "training", "accuracy", "spotting", "targets"):
+        assert report[key], key
+    assert set(report["compute"]["backends"]) == {
+        "PyTorch eager fp32",
+        "PyTorch eager int8",
+        "onnxruntime fp32",
+        "onnxruntime int8",
+    }
+    models = report["accuracy"]["models"]  # the live runner agrees with the chunked pass
+    assert models["onnxruntime fp32"]["accuracy_streaming"] == pytest.approx(
+        models["PyTorch fp32"]["accuracy_streaming"]
+    )
+    text = (docs / "BENCHMARKS.md").read_text()
+    assert text.index("<!-- report:start -->") < text.index("<!-- mfcc:start -->")
+    assert "kept" in text and "## Summary" in text
