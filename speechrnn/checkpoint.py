@@ -29,7 +29,9 @@ def default_model_path() -> Path:
     return Path(str(resources.files("speechrnn") / "assets" / DEFAULT_MODEL))
 
 
-def save_checkpoint(path: str | os.PathLike, model: Recognizer, train: dict | None = None, info: dict | None = None) -> None:
+def save_checkpoint(
+    path: str | os.PathLike, model: Recognizer, train: dict | None = None, info: dict | None = None
+) -> None:
     """Write `model` (and optional training state) to `path` atomically: a temp file, then a rename."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt = {
@@ -65,7 +67,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for foreign or damaged files
-        raise SpeechRNNError(f"{path}: not a speechrnn checkpoint (could not be loaded: {type(err).__name__})") from None
+        raise SpeechRNNError(
+            f"{path}: not a speechrnn checkpoint (could not be loaded: {type(err).__name__})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SpeechRNNError(f"{path}: not a speechrnn checkpoint (expected format {FORMAT!r})")
     version = ckpt.get("version")
@@ -74,7 +78,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
             f"{path}: checkpoint format version {version} is newer than this speechrnn understands ({VERSION}); upgrade speechrnn"
         )
     if list(ckpt.get("vocab", [])) != list(VOCAB):
-        raise SpeechRNNError(f"{path}: checkpoint vocabulary differs from this speechrnn's ({len(VOCAB)} symbols)")
+        raise SpeechRNNError(
+            f"{path}: checkpoint vocabulary differs from this speechrnn's ({len(VOCAB)} symbols)"
+        )
     return ckpt
 
 
@@ -82,7 +88,9 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> Recognizer:
     """Build a `Recognizer` from a checkpoint dictionary."""
     try:
         model = Recognizer(
-            ModelConfig(**ckpt["model_config"]), tuple(ckpt["labels"]), FeatureConfig(**ckpt["feature_config"])
+            ModelConfig(**ckpt["model_config"]),
+            tuple(ckpt["labels"]),
+            FeatureConfig(**ckpt["feature_config"]),
         )
         model.load_state_dict(ckpt["model"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:

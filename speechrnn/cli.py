@@ -68,11 +68,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help="corpus root (Speech Commands layout)")
     p.add_argument("--out", required=True, help="path of the best checkpoint (.pt)")
-    p.add_argument("--task", choices=("all", "12"), default="all", help="all corpus words, or the 12-class benchmark")
+    p.add_argument(
+        "--task", choices=("all", "12"), default="all", help="all corpus words, or the 12-class benchmark"
+    )
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    p.add_argument("--ctc-weight", type=float, default=0.5, help="weight of the CTC loss next to cross-entropy")
+    p.add_argument(
+        "--ctc-weight", type=float, default=0.5, help="weight of the CTC loss next to cross-entropy"
+    )
     p.add_argument("--cell", choices=sorted(CELLS), default="gru", help="recurrent cell")
     p.add_argument("--hidden", type=int, default=160, help="hidden units per direction")
     p.add_argument("--layers", type=int, default=3)
@@ -84,7 +88,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this much training time")
+    p.add_argument(
+        "--max-minutes", type=float, default=None, help="stop (and save) after this much training time"
+    )
     p.add_argument("--limit-batches", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--resume", action="store_true", help="continue from OUT.last.pt")
     p.set_defaults(func=_run_train)
@@ -118,7 +124,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="checkpoint (default: the model shipped with speechrnn)")
     p.add_argument("--data", required=True, help="corpus root (Speech Commands layout)")
     p.add_argument("--split", default="test", choices=("train", "validation", "test"))
-    p.add_argument("--chunk-ms", type=float, default=None, help="latency-control chunk (default: full context)")
+    p.add_argument(
+        "--chunk-ms", type=float, default=None, help="latency-control chunk (default: full context)"
+    )
     p.add_argument("--lookahead-ms", type=float, default=0.0, help="look-ahead with --chunk-ms")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", default=None, metavar="PNG", help="write the confusion matrix here")

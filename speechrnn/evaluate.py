@@ -30,7 +30,9 @@ def ms_to_steps(model: Recognizer, ms: float | None, what: str) -> int | None:
     step_ms = model.config.stride * model.features.hop_ms
     steps = ms / step_ms
     if steps < (1 if what == "chunk" else 0) or abs(steps - round(steps)) > 1e-6:
-        raise SpeechRNNError(f"--{what}-ms must be a {'positive ' if what == 'chunk' else ''}multiple of {step_ms:g} ms (one encoder step), got {ms:g}")
+        raise SpeechRNNError(
+            f"--{what}-ms must be a {'positive ' if what == 'chunk' else ''}multiple of {step_ms:g} ms (one encoder step), got {ms:g}"
+        )
     return int(round(steps))
 
 
@@ -119,8 +121,12 @@ def _per_class(confusion: torch.Tensor, labels: tuple[str, ...]) -> dict:
     recall = tp / confusion.sum(1).double().clamp_min(1)
     f1 = 2 * precision * recall / (precision + recall).clamp_min(1e-12)
     return {
-        label: {"precision": precision[i].item(), "recall": recall[i].item(), "f1": f1[i].item(),
-                "support": int(confusion[i].sum())}  # fmt: skip
+        label: {
+            "precision": precision[i].item(),
+            "recall": recall[i].item(),
+            "f1": f1[i].item(),
+            "support": int(confusion[i].sum()),
+        }  # fmt: skip
         for i, label in enumerate(labels)
     }
 
@@ -152,7 +158,9 @@ def format_report(result: dict) -> str:
     """Readable summary: headline numbers and the per-class table."""
     lines = [f"accuracy {result['accuracy']:.2%} on {result['n']} clips"]
     if "wer" in result:
-        lines.append(f"phrase WER {result['wer']:.2%}, CER {result['cer']:.2%} on {result['n_phrases']} phrases (greedy CTC)")
+        lines.append(
+            f"phrase WER {result['wer']:.2%}, CER {result['cer']:.2%} on {result['n_phrases']} phrases (greedy CTC)"
+        )
     lines.append(f"{'label':<12} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}")
     for label, m in result["per_class"].items():
         lines.append(f"{label:<12} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['support']:8d}")

@@ -104,7 +104,9 @@ def windowed_labels(attn_logits: torch.Tensor, label_logits: torch.Tensor, windo
     return (num / den.clamp_min(1e-300)[..., None]).to(label_logits.dtype)
 
 
-def stack_frames(feats: torch.Tensor, lengths: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+def stack_frames(
+    feats: torch.Tensor, lengths: torch.Tensor, stride: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`(batch, frames, n)` -> `(batch, ceil(frames / stride), stride * n)`, zero-padding the last step."""
     if stride == 1:
         return feats, lengths
@@ -119,16 +121,21 @@ def stack_frames(feats: torch.Tensor, lengths: torch.Tensor, stride: int) -> tup
 class LatencyControlledRNN(nn.Module):
     """Stacked RNN whose backward direction sees at most `chunk + lookahead` steps ahead."""
 
-    def __init__(self, n_input: int, hidden: int, layers: int, cell: str, bidirectional: bool, dropout: float):
+    def __init__(
+        self, n_input: int, hidden: int, layers: int, cell: str, bidirectional: bool, dropout: float
+    ):
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         rnn = CELLS[cell]
         self.cell, self.hidden, self.bidirectional = cell, hidden, bidirectional
         dirs = 2 if bidirectional else 1
-        self.fwd = nn.ModuleList(rnn(n_input if i == 0 else hidden * dirs, hidden, batch_first=True) for i in range(layers))
+        self.fwd = nn.ModuleList(
+            rnn(n_input if i == 0 else hidden * dirs, hidden, batch_first=True) for i in range(layers)
+        )
         self.bwd = nn.ModuleList(
-            rnn(n_input if i == 0 else hidden * dirs, hidden, batch_first=True) for i in range(layers if bidirectional else 0)
+            rnn(n_input if i == 0 else hidden * dirs, hidden, batch_first=True)
+            for i in range(layers if bidirectional else 0)
         )
         self.dropout = nn.Dropout(dropout)
 
@@ -141,7 +148,9 @@ class LatencyControlledRNN(nn.Module):
         width = self.hidden * (2 if self.cell == "lstm" else 1)
         return torch.zeros(self.layers, batch, width, device=device)
 
-    def _run(self, rnn: nn.RNNBase, x: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(
+        self, rnn: nn.RNNBase, x: torch.Tensor, h: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One unidirectional pass with our flat state layout. `h`: `(batch, state_dim)` or None."""
         if h is None:
             out, hn = rnn(x)
@@ -194,7 +203,9 @@ class LatencyControlledRNN(nn.Module):
         n_chunks = max(-(-steps // chunk), 1)
         seg_len = chunk + lookahead
         # Segment k covers steps [k*chunk, k*chunk + seg_len) of the available input.
-        idx = torch.arange(n_chunks, device=x.device)[:, None] * chunk + torch.arange(seg_len, device=x.device)
+        idx = torch.arange(n_chunks, device=x.device)[:, None] * chunk + torch.arange(
+            seg_len, device=x.device
+        )
         total = n_chunks * chunk + lookahead
         if avail.shape[1] < total:
             avail = torch.nn.functional.pad(avail, (0, 0, 0, total - avail.shape[1]))
@@ -263,14 +274,21 @@ class Recognizer(nn.Module):
         features: the MFCC settings the model was trained with.
     """
 
-    def __init__(self, config: ModelConfig, labels: tuple[str, ...] | None = None, features: FeatureConfig | None = None):
+    def __init__(
+        self,
+        config: ModelConfig,
+        labels: tuple[str, ...] | None = None,
+        features: FeatureConfig | None = None,
+    ):
         super().__init__()
         labels = tuple(labels) if labels is not None else tuple(f"label{i}" for i in range(config.n_labels))
         if len(labels) != config.n_labels:
             raise ValueError(f"expected {config.n_labels} labels, got {len(labels)}")
         features = features or FeatureConfig(n_mfcc=config.n_input)
         if features.n_mfcc != config.n_input:
-            raise ValueError(f"features give {features.n_mfcc} coefficients, the model expects {config.n_input}")
+            raise ValueError(
+                f"features give {features.n_mfcc} coefficients, the model expects {config.n_input}"
+            )
         self.config, self.labels, self.features = config, labels, features
         self.mfcc = MFCC(features)
         self.register_buffer("feat_mean", torch.zeros(config.n_input))
@@ -285,7 +303,9 @@ class Recognizer(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.ctc_head = nn.Linear(config.out_dim, config.n_vocab)
-        self.attn = nn.Sequential(nn.Linear(config.out_dim, config.attn_dim), nn.Tanh(), nn.Linear(config.attn_dim, 1))
+        self.attn = nn.Sequential(
+            nn.Linear(config.out_dim, config.attn_dim), nn.Tanh(), nn.Linear(config.attn_dim, 1)
+        )
         self.label_head = nn.Linear(config.out_dim, config.n_labels)
 
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
@@ -295,7 +315,9 @@ class Recognizer(nn.Module):
     def init_state(self, batch: int = 1) -> torch.Tensor:
         return self.encoder.init_state(batch, self.feat_mean.device)
 
-    def featurize(self, audio: torch.Tensor, audio_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def featurize(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded audio `(batch, samples)` -> MFCC `(batch, frames, n_input)` and valid frame counts."""
         return self.mfcc(audio), frame_lengths(audio_lengths, self.features)
 

@@ -238,7 +238,11 @@ def _plot_history(history: list[dict], out: Path) -> None:
     a.legend()
     b.plot(epochs, [h["val_accuracy"] for h in history], label="validation accuracy (full context)")
     if any("val_accuracy_streaming" in h for h in history):
-        b.plot(epochs, [h.get("val_accuracy_streaming", float("nan")) for h in history], label="validation accuracy (streaming)")
+        b.plot(
+            epochs,
+            [h.get("val_accuracy_streaming", float("nan")) for h in history],
+            label="validation accuracy (streaming)",
+        )
     b.set_xlabel("epoch")
     b.set_ylim(0, 1)
     b.legend()
@@ -290,13 +294,24 @@ def train(
         model = model_from_checkpoint(ckpt, str(last)).train()
         optimizer_state = ckpt["train"]["optimizer"]
     train_set = SpeechCommandsDataset(
-        cfg.data, "train", cfg.task, augment=AugmentConfig() if cfg.augment else None, seed=cfg.seed, phrases=cfg.phrases
+        cfg.data,
+        "train",
+        cfg.task,
+        augment=AugmentConfig() if cfg.augment else None,
+        seed=cfg.seed,
+        phrases=cfg.phrases,
     )
-    val_set = SpeechCommandsDataset(cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=cfg.phrases, labels=train_set.labels)
-    val_words = SpeechCommandsDataset(cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=False, labels=train_set.labels)
+    val_set = SpeechCommandsDataset(
+        cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=cfg.phrases, labels=train_set.labels
+    )
+    val_words = SpeechCommandsDataset(
+        cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=False, labels=train_set.labels
+    )
     if not resume:
         progress = Progress()
-        mc = replace(model_config or ModelConfig(n_labels=len(train_set.labels)), n_labels=len(train_set.labels))
+        mc = replace(
+            model_config or ModelConfig(n_labels=len(train_set.labels)), n_labels=len(train_set.labels)
+        )
         torch.manual_seed(cfg.seed)
         model = Recognizer(mc, train_set.labels, features or FeatureConfig(n_mfcc=mc.n_input))
         plain = SpeechCommandsDataset(cfg.data, "train", cfg.task, seed=cfg.seed, phrases=cfg.phrases)
@@ -319,7 +334,9 @@ def train(
     if cfg.limit_batches:
         batches_per_epoch = min(batches_per_epoch, cfg.limit_batches)
     if batches_per_epoch == 0:
-        raise SpeechRNNError(f"{cfg.data}: {len(train_set)} training clips are fewer than one batch of {cfg.batch_size}")
+        raise SpeechRNNError(
+            f"{cfg.data}: {len(train_set)} training clips are fewer than one batch of {cfg.batch_size}"
+        )
     total_steps = batches_per_epoch * cfg.epochs
     log_path = out.with_suffix(".metrics.jsonl")
     if rank == 0:
@@ -383,7 +400,9 @@ def train(
                     break
             bar.close()
             n = max(progress.batch, 1)
-            metrics = evaluate_model(model, val_set, device=device, batch_size=max(cfg.batch_size, 64), progress_bar=False)
+            metrics = evaluate_model(
+                model, val_set, device=device, batch_size=max(cfg.batch_size, 64), progress_bar=False
+            )
             stream = evaluate_model(model, val_words, device=device, batch_size=max(cfg.batch_size, 64),
                                     chunk=6, lookahead=4, progress_bar=False)  # fmt: skip
             progress.seconds = time.monotonic() - start_time

@@ -8,7 +8,18 @@ WORDS_V1 = (
 )  # fmt: skip
 WORDS_V2 = tuple(sorted(WORDS_V1 + ("backward", "follow", "forward", "learn", "visual")))
 
-KWS12_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")  # the 12-class benchmark
+KWS12_WORDS = (
+    "yes",
+    "no",
+    "up",
+    "down",
+    "left",
+    "right",
+    "on",
+    "off",
+    "stop",
+    "go",
+)  # the 12-class benchmark
 SILENCE = "_silence_"  # no speech: a crop of background noise, or nothing
 UNKNOWN = "_unknown_"  # speech that is none of the task's words
 BACKGROUND_DIR = "_background_noise_"

@@ -6,7 +6,6 @@ import pytest
 import torch
 from fakecorpus import make_fake_corpus  # tests/ is on sys.path (pytest rootdir conftest)
 
-
 # The models under test are small: one thread avoids OpenMP synchronisation costs that dominate small ops
 # (measured 9x slower tanh with 2 threads on a busy 2-core machine).
 torch.set_num_threads(1)

@@ -1,7 +1,6 @@
 """`speechrnn eval`: the JSON contract, streaming mode, plots, and clear errors."""
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch

@@ -52,7 +52,9 @@ def test_streaming_equals_offline_chunked(cell, chunk, lookahead):
         future = x[:, start + chunk : start + chunk + lookahead]
         if start + chunk + lookahead > 23:  # end of stream: flush everything that is left in one call
             main, future = x[:, start:], None
-        out, state = enc(main, torch.tensor([main.shape[1]]), state=state, chunk=chunk, lookahead=lookahead, future=future)
+        out, state = enc(
+            main, torch.tensor([main.shape[1]]), state=state, chunk=chunk, lookahead=lookahead, future=future
+        )
         outs.append(out)
         start += main.shape[1]
     torch.testing.assert_close(torch.cat(outs, dim=1), offline, atol=1e-5, rtol=1e-5)

@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 import torch
 
+import speechrnn.train as train_module
 from speechrnn.checkpoint import load_model, read_checkpoint, save_checkpoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.speechcommands import SpeechCommandsDataset, collate
-import speechrnn.train as train_module
 from speechrnn.train import TrainConfig, compute_loss, train
 
 TINY = ModelConfig(n_labels=0, hidden=24, layers=2, dropout=0.0)
@@ -67,7 +67,9 @@ def test_checkpoint_round_trip(tmp_path):
     model = Recognizer(replace(TINY, n_labels=3, cell="lstm"), ("a", "b", "c")).eval()
     save_checkpoint(tmp_path / "x.pt", model, info={"note": "hi"})
     loaded = load_model(tmp_path / "x.pt")
-    assert loaded.labels == model.labels and loaded.config == model.config and loaded.features == model.features
+    assert (
+        loaded.labels == model.labels and loaded.config == model.config and loaded.features == model.features
+    )
     feats = torch.randn(1, 30, 40)
     a, _ = model(feats, torch.tensor([30]))
     b, _ = loaded(feats, torch.tensor([30]))
@@ -95,7 +97,13 @@ def test_resume_continues_exactly(fake_corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "compute_loss", real_loss)
     first = read_checkpoint(stopped.with_suffix(".last.pt"))["train"]["progress"]
     assert first["epoch"] == 0 and first["batch"] == 1
-    train(_cfg(fake_corpus, epochs=2, limit_batches=4), stopped, model_config=TINY, resume=True, progress_bar=False)
+    train(
+        _cfg(fake_corpus, epochs=2, limit_batches=4),
+        stopped,
+        model_config=TINY,
+        resume=True,
+        progress_bar=False,
+    )
     a = read_checkpoint(straight.with_suffix(".last.pt"))
     b = read_checkpoint(stopped.with_suffix(".last.pt"))
     for k, v in a["model"].items():
