@@ -89,7 +89,7 @@ else
     # pip and the build backend are chatty even when quiet: keep their words for when something fails.
     log="$VENV/pip-install.log"
     if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
-        -e "${ROOT}[dev,synth]" >"$log" 2>&1; then
+        -e "${ROOT}[dev,synth,deploy]" >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         die "pip install failed (full log: $log)"
     fi

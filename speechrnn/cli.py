@@ -93,6 +93,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--limit-batches", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--resume", action="store_true", help="continue from OUT.last.pt")
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="CKPT",
+        help="fine-tune: start from this checkpoint (architecture, normalisation, weights; the label head is "
+        "re-initialised if the corpus's labels differ)",
+    )
     p.set_defaults(func=_run_train)
 
 
@@ -108,7 +115,14 @@ def _run_train(args: argparse.Namespace) -> int:
     )  # fmt: skip
     model = ModelConfig(n_labels=0, cell=args.cell, hidden=args.hidden, layers=args.layers, dropout=args.dropout,
                         bidirectional=not args.unidirectional)  # fmt: skip
-    train(cfg, args.out, model_config=model, resume=args.resume, progress_bar=sys.stderr.isatty())
+    train(
+        cfg,
+        args.out,
+        model_config=model,
+        resume=args.resume,
+        init=args.init,
+        progress_bar=sys.stderr.isatty(),
+    )
     return 0
 
 

@@ -214,6 +214,18 @@ def compute_loss(
     return total, losses
 
 
+def _warm_start(init: str | os.PathLike, labels: tuple[str, ...], seed: int) -> Recognizer:
+    """A model with `init`'s weights and normalisation; its label head is kept only if the labels agree."""
+    base = model_from_checkpoint(read_checkpoint(init), str(init))
+    if tuple(base.labels) == tuple(labels):
+        return base
+    torch.manual_seed(seed)
+    model = Recognizer(replace(base.config, n_labels=len(labels)), labels, base.features)
+    state = {k: v for k, v in base.state_dict().items() if not k.startswith("label_head.")}
+    model.load_state_dict(state, strict=False)
+    return model
+
+
 def _save(path: Path, model: Recognizer, cfg: TrainConfig, progress: Progress, optimizer) -> None:
     train = {
         "config": cfg.to_dict(),
@@ -257,6 +269,7 @@ def train(
     model_config: ModelConfig | None = None,
     features: FeatureConfig | None = None,
     resume: bool = False,
+    init: str | os.PathLike | None = None,
     progress_bar: bool = True,
 ) -> Path:
     """Train a model and write the best checkpoint to `out` (plus `<out>.last.pt`, metrics and curves).
@@ -267,6 +280,8 @@ def train(
         model_config: architecture (its `n_labels` is set from the task); default architecture if None.
         features: MFCC settings; defaults if None.
         resume: continue from `<out>.last.pt` exactly where it stopped.
+        init: start from this checkpoint's weights, architecture and normalisation (fine-tuning, e.g. the
+            shipped model on your own recordings); a label head whose labels differ is re-initialised.
 
     Returns:
         The path of the best checkpoint.
@@ -307,7 +322,10 @@ def train(
     val_words = SpeechCommandsDataset(
         cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=False, labels=train_set.labels
     )
-    if not resume:
+    if init is not None and not resume:
+        progress = Progress()
+        model = _warm_start(init, train_set.labels, cfg.seed).train()
+    elif not resume:
         progress = Progress()
         mc = replace(
             model_config or ModelConfig(n_labels=len(train_set.labels)), n_labels=len(train_set.labels)
