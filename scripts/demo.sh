@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what is missing (scripts/setup.sh), then run the main job.
 #
-# Until a trained model ships, the main job builds a tiny synthetic corpus and plots what the front end
-# sees (waveform and MFCC of a few clips). Outputs go to runs/demo/.
+# The main job, on the model shipped inside the package: transcribe the sample clips (label, text, word
+# times), then stream a recording of several commands through the live keyword spotter exactly as a
+# microphone would be (`listen --input`), and print what it heard. Outputs go to runs/demo/.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,8 +15,12 @@ mkdir -p "$OUT"
 speechrnn() { "$VENV/bin/speechrnn" "$@"; }
 
 # --- the main job --------------------------------------------------------------------------------------
-CORPUS=$OUT/corpus
-echo "demo: synthesising a tiny corpus in $CORPUS (a finished one is kept, an interrupted one resumed)"
-speechrnn synth --preset tiny --out "$CORPUS"
-echo "demo: plotting what the front end sees"
-"$VENV/bin/python" scripts/show_features.py "$CORPUS" --out "$OUT/features.png"
+echo "demo: transcribing data/samples/ with the shipped model"
+speechrnn transcribe data/samples
+echo
+echo "demo: a recording of held-out voices saying commands, with pauses and noise: $OUT/commands.wav"
+"$VENV/bin/python" scripts/make_stream.py data/samples --out "$OUT/commands.wav"
+echo "demo: streaming it through the live keyword spotter (speechrnn listen --input ... --fast)"
+speechrnn listen --input "$OUT/commands.wav" --fast
+echo
+echo "demo: done. Try: $VENV/bin/speechrnn listen    # your microphone; Ctrl-C to stop"
