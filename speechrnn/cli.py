@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import SpeechRNNError
@@ -379,3 +380,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"speechrnn {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def entry() -> None:
+    """Console-script and `python -m speechrnn` entry point.
+
+    After a session that used PortAudio (a microphone, `--list-devices`), the process leaves with `os._exit`
+    once its output is flushed: PortAudio's teardown at interpreter exit (`Pa_Terminate`, registered by
+    sounddevice) intermittently aborts with "terminate called without an active exception" from a backend
+    thread of Debian's libportaudio2, turning a clean Ctrl-C into a crash. Nothing is left to clean up then:
+    the stream is closed and every result printed.
+    """
+    code = main()
+    if "sounddevice" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
