@@ -38,6 +38,7 @@ import torch
 
 from speechrnn.audio import SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import default_model_path, load_model
+from speechrnn.listen import RESET_AFTER_SILENCE_MS
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
 from speechrnn.streaming import StreamingRecognizer, StreamOutput
@@ -216,7 +217,7 @@ def stream_outputs(
     model: Recognizer, audio: np.ndarray, chunk_ms: float, lookahead_ms: float
 ) -> list[StreamOutput]:
     """The live recogniser's outputs for a stream fed in 100 ms blocks (only what the spotter needs)."""
-    rec = StreamingRecognizer(model, chunk_ms, lookahead_ms)
+    rec = StreamingRecognizer(model, chunk_ms, lookahead_ms, reset_after_silence_ms=RESET_AFTER_SILENCE_MS)
     block = SAMPLE_RATE * BLOCK_MS // 1000
     outs = []
     for pos in range(0, audio.size, block):

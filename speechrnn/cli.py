@@ -282,6 +282,14 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         metavar="MS",
         help="audio past each chunk the backward GRU reads, a multiple of 20 ms (default: 80)",
     )
+    p.add_argument(
+        "--reset-after-silence-ms",
+        type=float,
+        default=300.0,
+        metavar="MS",
+        help="forget the recurrent state after a pause this long; the model learnt from short clips, and "
+        "over minutes of audio its carried state drifts (0 never resets; default: 300)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .listen import listen
@@ -298,6 +306,7 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
             threshold=args.threshold,
             chunk_ms=args.chunk_ms,
             lookahead_ms=args.lookahead_ms,
+            reset_after_silence_ms=args.reset_after_silence_ms or None,
         )
         return 0
 

@@ -184,3 +184,65 @@ def test_full_context_offline_pass_is_ready_at_the_end():
     out = offline_outputs(model, audio, chunk_ms=None)
     assert torch.all(out.ready_seconds == audio.size / 16000)
     assert out.times()[1] == pytest.approx(0.02)
+
+
+def _steady(seconds: float, seed: int = 0) -> np.ndarray:
+    """Speech-like sound: 200 ms bursts with 100 ms gaps, too short to count as pauses. (Steady noise is
+    silence to the tracker, and the `_audio` tone's third-of-a-second gaps are pauses.)"""
+    n = int(seconds * 16000)
+    envelope = np.where((np.arange(n) % 4800) < 3200, 0.1, 1e-4)  # over the same floor as the pause
+    return (np.random.default_rng(seed).standard_normal(n) * envelope).astype(np.float32)
+
+
+def _with_pause(seed: int = 0) -> np.ndarray:
+    """Sound, a second of near-silence, sound: the pause should reset the carried state."""
+    quiet = (1e-4 * np.random.default_rng(seed).standard_normal(16000)).astype(np.float32)
+    return np.concatenate([_steady(1.5, seed), quiet, _steady(1.5, seed + 1)])
+
+
+def _accept_all(rec: StreamingRecognizer, audio: np.ndarray, sizes: list[int]) -> tuple[StreamOutput, int]:
+    outs, pos = [], 0
+    for size in sizes:
+        outs.append(rec.accept(audio[pos : pos + size]))
+        pos += size
+    resets = rec.resets
+    outs.append(rec.flush())
+    return StreamOutput.concat(outs), resets
+
+
+def test_silence_reset_is_independent_of_block_sizes():
+    model, audio = _model(), _with_pause()
+    rng = np.random.default_rng(3)
+    ref, n_ref = _accept_all(
+        StreamingRecognizer(model, 120, 80, reset_after_silence_ms=300), audio, [audio.size]
+    )
+    assert n_ref >= 1
+    for _ in range(3):
+        got, n = _accept_all(
+            StreamingRecognizer(model, 120, 80, reset_after_silence_ms=300),
+            audio,
+            _random_chunks(audio.size, rng),
+        )
+        assert n == n_ref
+        _assert_same(got, ref)
+
+
+def test_silence_reset_forgets_the_state_only_after_a_pause():
+    model, audio = _model(), _with_pause()
+    with torch.no_grad():  # a long memory (update gates near 1), so that what the pause forgets still shows
+        for rnn in model.encoder.fwd:
+            rnn.bias_hh_l0[rnn.hidden_size : 2 * rnn.hidden_size] = 6.0
+    plain, _ = _accept_all(StreamingRecognizer(model, 120, 80), audio, [audio.size])
+    reset, n = _accept_all(
+        StreamingRecognizer(model, 120, 80, reset_after_silence_ms=300), audio, [audio.size]
+    )
+    assert n == 1  # one reset, in the pause
+    before = int(1.5 / plain.step_seconds) - 10  # steps well before the pause are untouched
+    torch.testing.assert_close(reset.ctc_log_probs[:before], plain.ctc_log_probs[:before])
+    after = slice(int(2.0 / plain.step_seconds), int(2.7 / plain.step_seconds))  # the pause's end and beyond
+    assert not torch.allclose(reset.ctc_log_probs[after], plain.ctc_log_probs[after])
+    loud = _steady(4.0)
+    _, none = _accept_all(StreamingRecognizer(model, 120, 80, reset_after_silence_ms=300), loud, [loud.size])
+    assert none == 0
+    with pytest.raises(SpeechRNNError, match="positive"):
+        StreamingRecognizer(model, 120, 80, reset_after_silence_ms=0)
