@@ -265,7 +265,7 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="P",
         help="smoothed probability (0-1) a keyword must reach: higher gives fewer false alarms and more "
-        "misses (default: 0.6)",
+        "misses (default: 0.8)",
     )
     p.add_argument(
         "--chunk-ms",
