@@ -157,3 +157,21 @@ def test_time_budget_ends_training_with_a_validated_checkpoint(fake_corpus, tmp_
     history = read_checkpoint(out.with_suffix(".last.pt"))["train"]["progress"]["history"]
     assert history and history[-1].get("partial") and len(history) < 50
     assert load_model(out).labels[0] == "_silence_"
+
+
+def test_init_fine_tunes_from_a_checkpoint(fake_corpus, tmp_path):
+    """--init keeps the encoder, heads and normalisation; a different label set gets a fresh label head."""
+    base_labels = ("_silence_", "_unknown_", "cat", "dog")
+    torch.manual_seed(5)
+    base = Recognizer(replace(TINY, n_labels=4), base_labels)
+    base.set_normalization(torch.full((40,), 2.0), torch.full((40,), 3.0))
+    save_checkpoint(tmp_path / "base.pt", base)
+    out = tmp_path / "ft.pt"
+    train(_cfg(fake_corpus, epochs=1, limit_batches=1, lr=1e-9, warmup_steps=1), out, init=tmp_path / "base.pt",
+          progress_bar=False)  # fmt: skip
+    tuned = load_model(out)
+    assert tuned.labels != base_labels and len(tuned.labels) == 12
+    torch.testing.assert_close(tuned.feat_mean, base.feat_mean)  # not recomputed from the new corpus
+    for name, value in base.state_dict().items():
+        if not name.startswith("label_head."):
+            torch.testing.assert_close(tuned.state_dict()[name], value, atol=1e-6, rtol=1e-5, msg=name)
