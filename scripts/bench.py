@@ -571,7 +571,7 @@ def markdown(report: dict) -> str:
             "SNR "
             f"({s['stream_seconds']:g} s), spotter threshold {s['threshold']:g}, match tolerance "
             f"{s['tolerance_ms']:g} ms after the word end; false alarms on {s['non_command_seconds']:g} s of "
-            "sentences and unknown words. Percentages of the spoken command words.",
+            "sentences and unknown words. Percentages of the spoken command words. All backends run without `listen`'s pause reset (the ONNX runner has none yet), so these differ from the live-spotting section below.",
             "",
             "| backend | correct % | wrong % | false pos. % | false alarms / h | latency from word end, "
             "median / p90 |",
