@@ -52,6 +52,7 @@ from speechrnn.checkpoint import save_checkpoint
 from speechrnn.decoding import greedy_decode, word_error_rate
 from speechrnn.evaluate import evaluate_model
 from speechrnn.export import export_onnx, quantize_torch
+from speechrnn.listen import RESET_AFTER_SILENCE_MS
 from speechrnn.model import Recognizer, pool_labels
 from speechrnn.speechcommands import SpeechCommandsDataset, collate
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
@@ -141,16 +142,23 @@ def feed(recognizer, audio: np.ndarray) -> list[StreamOutput]:
 
 
 def backends(model: Recognizer, int8: Recognizer, onnx_files: dict[str, Path]) -> dict[str, Callable]:
-    """Name -> factory of a fresh live recogniser, for every backend measured."""
+    """Name -> factory of a fresh live recogniser, for every backend measured, set up as `listen` does."""
+    reset = RESET_AFTER_SILENCE_MS
     made: dict[str, Callable] = {
-        "PyTorch eager fp32": lambda: StreamingRecognizer(model, CHUNK_MS, LOOKAHEAD_MS),
-        "PyTorch eager int8": lambda: StreamingRecognizer(int8, CHUNK_MS, LOOKAHEAD_MS),
+        "PyTorch eager fp32": lambda: StreamingRecognizer(
+            model, CHUNK_MS, LOOKAHEAD_MS, reset_after_silence_ms=reset
+        ),
+        "PyTorch eager int8": lambda: StreamingRecognizer(
+            int8, CHUNK_MS, LOOKAHEAD_MS, reset_after_silence_ms=reset
+        ),
     }
     if onnx_files:
         from speechrnn.onnx_runner import OnnxStreamingRecognizer
 
         for kind, path in onnx_files.items():
-            made[f"onnxruntime {kind}"] = lambda path=path: OnnxStreamingRecognizer(path, threads=1)
+            made[f"onnxruntime {kind}"] = lambda path=path: OnnxStreamingRecognizer(
+                path, threads=1, reset_after_silence_ms=reset
+            )
     return made
 
 
@@ -571,7 +579,7 @@ def markdown(report: dict) -> str:
             "SNR "
             f"({s['stream_seconds']:g} s), spotter threshold {s['threshold']:g}, match tolerance "
             f"{s['tolerance_ms']:g} ms after the word end; false alarms on {s['non_command_seconds']:g} s of "
-            "sentences and unknown words. Percentages of the spoken command words. All backends run without `listen`'s pause reset (the ONNX runner has none yet), so these differ from the live-spotting section below.",
+            "sentences and unknown words. Percentages of the spoken command words.",
             "",
             "| backend | correct % | wrong % | false pos. % | false alarms / h | latency from word end, "
             "median / p90 |",

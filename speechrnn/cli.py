@@ -288,7 +288,7 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         default=300.0,
         metavar="MS",
         help="forget the recurrent state after a pause this long; the model learnt from short clips, and "
-        "over minutes of audio its carried state drifts (0 never resets; not applied with --onnx; default: 300)",
+        "over minutes of audio its carried state drifts (0 never resets; default: 300)",
     )
 
     def run(args: argparse.Namespace) -> int:

@@ -66,7 +66,9 @@ class DecodingOptions:
     beam_threshold: float = 25.0  # drop hypotheses scoring this far (in log-probability) below the best
     word_score: float = 0.0  # log-probability bonus per word (positive: more, shorter words)
     sil_score: float = 0.0  # log-probability bonus per word separator step
-    min_word_score: float = 0.3  # words scoring below become UNK_WORD; 0 keeps every lexicon word (0.3: chosen
+    min_word_score: float = (
+        0.3  # words scoring below become UNK_WORD; 0 keeps every lexicon word (0.3: chosen
+    )
     # on the validation phrases of the default corpus: WER 4.2% with 85 of 150 unknown words let through as
     # commands, against 5.2% and 63 at 0.4, 2.7% and 127 at 0)
     snap_steps: int = 15  # with step energies: word edges move out at most this far to where speech ends

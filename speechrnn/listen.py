@@ -277,7 +277,7 @@ def listen(
         threshold: smoothed probability a keyword must reach (None: `SpotterConfig`'s default).
         chunk_ms, lookahead_ms: latency control of the recogniser (multiples of its step, 20 ms by default).
         reset_after_silence_ms: forget the recurrent state after this long a pause (see
-            `StreamingRecognizer`); None never resets. Not applied by the ONNX runner.
+            `StreamingRecognizer`); None never resets.
         out: where detections go (default stdout); err: messages, the status line and the summary (stderr).
         source: an already built source (tests); overrides `input` and `device`.
 
@@ -301,7 +301,7 @@ def listen(
     if onnx is not None:
         from .onnx_runner import OnnxStreamingRecognizer
 
-        stream = OnnxStreamingRecognizer(onnx)
+        stream = OnnxStreamingRecognizer(onnx, reset_after_silence_ms=reset_after_silence_ms)
         labels, chunk_ms, lookahead_ms = stream.labels, stream.chunk_ms, stream.lookahead_ms
     else:
         recognizer = load_model(model)

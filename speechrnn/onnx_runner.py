@@ -23,8 +23,8 @@ import torch
 
 from .errors import SpeechRNNError
 from .export import OUTPUTS, StepShape, parse_metadata
-from .features import FeatureConfig
-from .streaming import StreamOutput, _check_audio
+from .features import FeatureConfig, StreamingMFCC
+from .streaming import PauseTracker, StreamOutput, _check_audio
 
 
 def load_session(path: str | os.PathLike, threads: int = 1):
@@ -53,12 +53,16 @@ class OnnxStreamingRecognizer:
     Args:
         path: the .onnx file written by `speechrnn export`; its chunk and look-ahead are fixed in it.
         threads: onnxruntime intra-op threads (1: one core, the setting for live use).
+        reset_after_silence_ms: forget the recurrent state after this long a pause, exactly as
+            `StreamingRecognizer` does (the same `PauseTracker` on the same MFCC c0); None never resets.
 
     Raises:
         SpeechRNNError: a missing file, one that is not a speechrnn step, or no onnxruntime.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
+    def __init__(
+        self, path: str | os.PathLike, threads: int = 1, reset_after_silence_ms: float | None = None
+    ):
         self.path = Path(path)
         self.session = load_session(self.path, threads)
         self.metadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map, str(self.path))
@@ -75,6 +79,10 @@ class OnnxStreamingRecognizer:
         self._n_vocab, self._n_labels = len(meta["vocab"]), len(self.labels)
         self._outputs = list(OUTPUTS)
         self._windows: dict[int, np.ndarray] = {}  # steps -> (steps, window) indices of their pooling windows
+        self._pauses = (
+            None if reset_after_silence_ms is None else PauseTracker(self.features, reset_after_silence_ms)
+        )
+        self._energy = StreamingMFCC(self.features) if self._pauses is not None else None  # c0 for the pauses
         self.reset()
 
     @property
@@ -95,6 +103,15 @@ class OnnxStreamingRecognizer:
         self._label_hist = np.zeros((self.window - 1, self._n_labels))
         self._next_step = 0
         self._samples = 0
+        self._c0 = np.zeros(0)  # c0 of frames not yet judged by the pause tracker
+        if self._pauses is not None:
+            self._pauses.reset()
+            self._energy.reset()
+
+    @property
+    def resets(self) -> int:
+        """Pauses that reset the recurrent state so far (0 without `reset_after_silence_ms`)."""
+        return self._pauses.pauses if self._pauses is not None else 0
 
     def accept(self, audio: np.ndarray) -> StreamOutput:
         """Feed the next samples (`(samples,)` float mono at the model's rate, any length); returns the
@@ -102,11 +119,17 @@ class OnnxStreamingRecognizer:
         audio = _check_audio(audio)
         self._samples += audio.size
         self._buffer = np.concatenate([self._buffer, audio])  # a copy: callers may reuse their block
+        if self._pauses is not None:
+            self._c0 = np.concatenate([self._c0, self._energy(audio)[:, 0].numpy()])
         size, advance = self.shape.samples, self.shape.advance
-        parts = []
+        parts, main = [], self.chunk * self.stride
         while self._buffer.size >= size:
             parts.append(self._step(self._buffer[:size], self.shape.frames, self.chunk))
             self._buffer = self._buffer[advance:]
+            if self._pauses is not None:
+                in_pause, self._c0 = self._pauses.update(self._c0[:main]), self._c0[main:]
+                if in_pause:
+                    self._state = np.zeros(self._state_shape, dtype=np.float32)
         return self._output(parts, end_samples=None)
 
     def flush(self) -> StreamOutput:

@@ -123,6 +123,39 @@ class StreamOutput:
         )
 
 
+class PauseTracker:
+    """Tells, frame by frame, whether the stream is in a pause long enough to forget the recurrent state.
+
+    A frame is sound when its c0 (the first MFCC coefficient: log energy) rises `SPEECH_MARGIN_DB` above a
+    running noise floor that falls at once and rises at `SILENCE_FLOOR_RISE_DB_S`; a pause is
+    `reset_after_ms` of frames without sound. Shared by the PyTorch and ONNX runners so that both reset on
+    the same chunks.
+    """
+
+    def __init__(self, features: FeatureConfig, reset_after_ms: float):
+        if reset_after_ms <= 0:
+            raise SpeechRNNError(f"reset_after_silence_ms must be positive or None, got {reset_after_ms:g}")
+        self.frames = math.ceil(reset_after_ms / features.hop_ms)
+        # c0 of an orthonormal DCT-II is sum(log mel) / sqrt(n_mels): a dB on every band moves it this much.
+        per_db = features.n_mels**0.5 * math.log(10) / 10
+        self._margin = SPEECH_MARGIN_DB * per_db
+        self._rise = SILENCE_FLOOR_RISE_DB_S * per_db * features.hop_ms / 1000
+        self.reset()
+
+    def reset(self) -> None:
+        self._floor = math.inf
+        self._quiet = 0  # frames since the last sound
+        self.pauses = 0  # pauses so far
+
+    def update(self, c0) -> bool:
+        """Follow the frames' c0 values; True when the stream is in a pause after them."""
+        for value in (float(v) for v in c0):
+            self._floor = min(value, self._floor + self._rise)
+            self._quiet = 0 if value > self._floor + self._margin else self._quiet + 1
+            self.pauses += self._quiet == self.frames
+        return self._quiet >= self.frames
+
+
 class StreamingRecognizer:
     """Runs a `Recognizer` on a live stream, carrying all state between chunks.
 
@@ -169,17 +202,9 @@ class StreamingRecognizer:
         self._features = model.features
         self._device = model.feat_mean.device
         self._mfcc = StreamingMFCC(model.features)
-        if reset_after_silence_ms is not None and reset_after_silence_ms <= 0:
-            raise SpeechRNNError(
-                f"reset_after_silence_ms must be positive or None, got {reset_after_silence_ms:g}"
-            )
-        self._reset_frames = (
-            None
-            if reset_after_silence_ms is None
-            else math.ceil(reset_after_silence_ms / model.features.hop_ms)
+        self._pauses = (
+            None if reset_after_silence_ms is None else PauseTracker(model.features, reset_after_silence_ms)
         )
-        # c0 of an orthonormal DCT-II is sum(log mel) / sqrt(n_mels): one dB on every band moves it this much.
-        self._c0_per_db = model.features.n_mels**0.5 * math.log(10) / 10
         self.reset()
 
     @property
@@ -197,9 +222,8 @@ class StreamingRecognizer:
         self._label_hist = torch.zeros(self.window - 1, n_labels, dtype=torch.float64)
         self._next_step = 0  # absolute index of the next step to emit
         self._samples = 0  # samples received so far
-        self._floor = math.inf  # running noise floor of c0 (silence resets only)
-        self._quiet = 0  # frames since the last one above the floor (silence resets only)
-        self.resets = 0  # pauses that reset the forward state so far
+        if self._pauses is not None:
+            self._pauses.reset()
 
     @property
     def samples(self) -> int:
@@ -228,7 +252,7 @@ class StreamingRecognizer:
             emit = max(complete - self.lookahead, 0) // self.chunk * self.chunk
         if emit == 0:
             return self._empty()
-        if self._reset_frames is None or self.chunk is None:
+        if self._pauses is None or self.chunk is None:
             main = self._pending[: emit * self.stride]
             future = self._pending[emit * self.stride : (emit + self.lookahead) * self.stride]
             self._pending = self._pending[emit * self.stride :]
@@ -239,21 +263,14 @@ class StreamingRecognizer:
             main, future = self._pending[:width], self._pending[width : width + self.lookahead * self.stride]
             self._pending = self._pending[width:]
             outputs.append(self._run(main, future, last=False))
-            self._track_silence(main[:, 0])
+            if self._pauses.update(main[:, 0].tolist()):
+                self._state = None  # and again every chunk while the pause lasts, as clips begin from zeros
         return StreamOutput.concat(outputs)
 
-    def _track_silence(self, c0: torch.Tensor) -> None:
-        """Follow the noise floor over a finished chunk's frames; reset the state after a long enough pause."""
-        rise, margin = (
-            SILENCE_FLOOR_RISE_DB_S * self._c0_per_db * self._features.hop_ms / 1000,
-            SPEECH_MARGIN_DB,
-        )
-        for value in c0.tolist():
-            self._floor = min(value, self._floor + rise)
-            self._quiet = 0 if value > self._floor + margin * self._c0_per_db else self._quiet + 1
-            self.resets += self._quiet == self._reset_frames  # a new pause
-        if self._quiet >= self._reset_frames:
-            self._state = None  # and again every chunk while the pause lasts, as clips begin from zeros
+    @property
+    def resets(self) -> int:
+        """Pauses that reset the forward state so far (0 without `reset_after_silence_ms`)."""
+        return self._pauses.pauses if self._pauses is not None else 0
 
     @torch.inference_mode()
     def flush(self) -> StreamOutput:

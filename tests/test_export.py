@@ -109,6 +109,27 @@ def test_runner_matches_pytorch_streaming(tmp_path, cell, bidirectional, unrolle
         _assert_same(_feed(OnnxStreamingRecognizer(path), audio, sizes), ref)
 
 
+def test_runner_resets_on_pauses_like_pytorch(tmp_path):
+    """The pause reset (`reset_after_silence_ms`) falls on the same chunks in both runners."""
+    model = _model()
+    path = _export(model, tmp_path / "m.onnx")
+    audio = _audio(4.0)  # the tone pauses for a third of a second, twice a second
+    torch_rec = StreamingRecognizer(model, 100, 80, reset_after_silence_ms=300)
+    ref = _feed(torch_rec, audio, _blocks(audio.size, 1600)[:-1])
+    plain = _feed(StreamingRecognizer(model, 100, 80), audio, _blocks(audio.size, 1600))
+    assert not torch.allclose(ref.ctc_log_probs, plain.ctc_log_probs)  # the resets did something
+    for sizes in (_blocks(audio.size, 1600)[:-1], np.random.default_rng(2).integers(0, 2500, 40).tolist()):
+        onnx_rec = OnnxStreamingRecognizer(path, reset_after_silence_ms=300)
+        outs, pos = [], 0
+        for size in sizes:
+            outs.append(onnx_rec.accept(audio[pos : pos + size]))
+            pos += size
+        outs.append(onnx_rec.accept(audio[pos:]))
+        assert onnx_rec.resets >= 2
+        outs.append(onnx_rec.flush())
+        _assert_same(StreamOutput.concat(outs), ref)
+
+
 @pytest.mark.parametrize("chunk_ms,lookahead_ms", [(20, 0), (40, 120), (120, 80), (200, 20)])
 def test_latency_settings_and_stream_ends(tmp_path, chunk_ms, lookahead_ms):
     model = _model()
@@ -273,8 +294,7 @@ def test_listen_with_onnx(tmp_path):
     wav = tmp_path / "stream.wav"
     save_audio(wav, _audio(3.0, seed=2))
     lines = []
-    # The ONNX runner has no pause reset yet, so the checkpoint runs without it too.
-    for kwargs in ({"model": str(ckpt), "reset_after_silence_ms": None}, {"onnx": str(path)}):
+    for kwargs in ({"model": str(ckpt)}, {"onnx": str(path)}):  # both with listen's pause reset
         out = io.StringIO()
         listen(input=str(wav), fast=True, as_json=True, threshold=0.3, out=out, err=io.StringIO(), **kwargs)
         lines.append([json.loads(line) for line in out.getvalue().splitlines()])
