@@ -77,11 +77,8 @@ def evaluate_model(
             pred = logits.argmax(-1)
             confusion.index_put_((truth.cpu(), pred.cpu()), torch.ones_like(truth.cpu()), accumulate=True)
         texts = greedy_decode(out.ctc_log_probs.cpu(), out.lengths.cpu())
-        targets = batch.texts if hasattr(batch, "texts") else None
         for i, hyp in enumerate(texts):
-            if not bool(batch.has_text[i]):
-                continue
-            ref = targets[i] if targets is not None else _decode_target(batch, i)
+            ref = batch.texts[i]  # '' where the clip has no transcript
             if not ref:
                 continue
             refs.append(ref)
@@ -107,12 +104,6 @@ def evaluate_model(
     if refs:
         result["wer_all"] = word_error_rate(refs, hyps)
     return result
-
-
-def _decode_target(batch, i: int) -> str:
-    from .text import decode
-
-    return decode(batch.targets[i, : int(batch.target_lengths[i])].tolist())
 
 
 def _per_class(confusion: torch.Tensor, labels: tuple[str, ...]) -> dict:
