@@ -84,7 +84,7 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$key" ]] \
     && "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("speechrnn")' 2>/dev/null; then
     say "pip: speechrnn already installed for this pyproject.toml"
 else
-    say "pip: installing speechrnn with extras dev,synth (torch is large: a few minutes on a new venv)"
+    say "pip: installing speechrnn with extras dev,synth,deploy (torch is large: a few minutes on a new venv)"
     rm -f "$STAMP"
     # pip and the build backend are chatty even when quiet: keep their words for when something fails.
     log="$VENV/pip-install.log"

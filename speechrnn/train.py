@@ -32,7 +32,7 @@ from .errors import SpeechRNNError
 from .evaluate import evaluate_model
 from .features import FeatureConfig
 from .model import ModelConfig, Recognizer
-from .speechcommands import SpeechCommandsDataset, collate
+from .speechcommands import PHRASE, SENTENCE, SpeechCommandsDataset, collate
 
 
 @dataclass(frozen=True)
@@ -107,27 +107,38 @@ def _seed_for(*parts: int) -> int:
     return h
 
 
-class EpochSampler(Sampler):
-    """A permutation drawn from (seed, epoch), split across DDP ranks, skipping batches already done."""
+class EpochBatches(Sampler):
+    """Batches of a permutation drawn from (seed, epoch), shared out across DDP ranks.
 
-    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1):
-        self.n, self.seed, self.rank, self.world = n, seed, rank, world
+    Long items (phrases, sentences: up to 5 s) are batched only with each other, so a batch of one-second
+    words is never padded to the longest phrase; without this nearly every batch held a phrase and cost about
+    three times its compute. Batches, not items, are then shuffled and dealt to the ranks, which all get the
+    same number. Resuming skips the batches already done.
+    """
+
+    def __init__(self, long: list[bool], batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        self.long, self.batch_size, self.seed, self.rank, self.world = long, batch_size, seed, rank, world
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = epoch, skip
 
-    def _indices(self) -> list[int]:
+    def _batches(self) -> list[list[int]]:
         g = torch.Generator().manual_seed(_seed_for(self.seed, self.epoch))
-        order = torch.randperm(self.n, generator=g).tolist()
-        per_rank = self.n // self.world  # drop the ragged tail so every rank does the same number of steps
-        return order[self.rank * per_rank : (self.rank + 1) * per_rank]
+        order = torch.randperm(len(self.long), generator=g).tolist()
+        batches = []
+        for bucket in ([i for i in order if not self.long[i]], [i for i in order if self.long[i]]):
+            full = len(bucket) // self.batch_size * self.batch_size  # drop each bucket's ragged tail
+            batches += [bucket[k : k + self.batch_size] for k in range(0, full, self.batch_size)]
+        batches = [batches[k] for k in torch.randperm(len(batches), generator=g).tolist()]
+        per_rank = len(batches) // self.world
+        return batches[self.rank * per_rank : (self.rank + 1) * per_rank]
 
     def __iter__(self):
-        return iter(self._indices()[self.skip :])
+        return iter(self._batches()[self.skip :])
 
     def __len__(self) -> int:
-        return self.n // self.world - self.skip
+        return len(self._batches()) - self.skip
 
 
 def _pick_device(name: str) -> torch.device:
@@ -210,6 +221,9 @@ def compute_loss(
         )
         total = total + cfg.ctc_weight * ctc
         losses["ctc"] = ctc.item()
+    # Every head takes part in every loss, if only with weight zero, so that DDP finds gradients for all
+    # parameters even in a batch of phrases only (no label head) or of silence only (no CTC).
+    total = total + 0.0 * (out.pooled_logits().sum() + out.ctc_log_probs.sum())
     losses["loss"] = total.item()
     return total, losses
 
@@ -339,16 +353,19 @@ def train(
     model.to(device)
     net: nn.Module = model
     if world > 1:
-        # find_unused_parameters: a batch of phrases only leaves the label head without gradients.
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+            model, device_ids=[device.index] if device.type == "cuda" else None
         )
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
 
-    sampler = EpochSampler(len(train_set), cfg.seed, rank, world)
-    batches_per_epoch = len(sampler) // cfg.batch_size
+    long = [
+        (clip is not None and clip.label in (PHRASE, SENTENCE))
+        for clip, _ in map(train_set.entry, range(len(train_set)))
+    ]
+    sampler = EpochBatches(long, cfg.batch_size, cfg.seed, rank, world)
+    batches_per_epoch = len(sampler)
     if cfg.limit_batches:
         batches_per_epoch = min(batches_per_epoch, cfg.limit_batches)
     if batches_per_epoch == 0:
@@ -371,14 +388,12 @@ def train(
         while progress.epoch < cfg.epochs and not out_of_time:
             epoch = progress.epoch
             train_set.set_epoch(epoch)
-            sampler.set_epoch(epoch, skip=progress.batch * cfg.batch_size)
+            sampler.set_epoch(epoch, skip=progress.batch)
             loader = DataLoader(
                 train_set,
-                batch_size=cfg.batch_size,
-                sampler=sampler,
+                batch_sampler=sampler,
                 collate_fn=collate,
                 num_workers=cfg.workers,
-                drop_last=True,
                 persistent_workers=False,
                 pin_memory=device.type == "cuda",
             )

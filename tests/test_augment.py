@@ -115,7 +115,9 @@ def test_transforms_keep_length_stay_finite_and_are_deterministic(name, fn, n, k
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(audio, before)  # inputs are never modified
     if a.size:
-        assert np.max(np.abs(a)) <= 4.0  # no transform blows the level up
+        # No transform blows the level up. The loosest case: noise at 0 dB SNR on a full-scale input, where
+        # a short crop of coloured noise can peak at 4-5x its RMS (hypothesis found 4.5).
+        assert np.max(np.abs(a)) <= 8.0
     if name in ("chain", "default chain", "gain") and a.size:
         assert np.max(np.abs(a)) <= 1.0
 

@@ -175,3 +175,22 @@ def test_init_fine_tunes_from_a_checkpoint(fake_corpus, tmp_path):
     for name, value in base.state_dict().items():
         if not name.startswith("label_head."):
             torch.testing.assert_close(tuned.state_dict()[name], value, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_epoch_batches_bucket_long_items_and_share_ranks_evenly():
+    from speechrnn.train import EpochBatches
+
+    long = [i % 5 == 0 for i in range(103)]  # every fifth item is a phrase
+    sampler = EpochBatches(long, batch_size=4, seed=1)
+    batches = list(sampler)
+    assert all(len(b) == 4 for b in batches)
+    assert all(len({long[i] for i in b}) == 1 for b in batches)  # never a phrase among words
+    assert len({i for b in batches for i in b}) == 4 * len(batches)  # no item twice
+    assert batches == list(EpochBatches(long, 4, seed=1))  # deterministic
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    sampler.set_epoch(0, skip=3)
+    assert list(sampler) == batches[3:] and len(sampler) == len(batches) - 3
+    ranks = [list(EpochBatches(long, 4, seed=1, rank=r, world=2)) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == len(batches) // 2
+    assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
