@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 
 from speechrnn.checkpoint import default_model_path, model_from_checkpoint, read_checkpoint, save_checkpoint
-from speechrnn.evaluate import evaluate_model, ms_to_steps
+from speechrnn.evaluate import evaluate_model
 from speechrnn.speechcommands import SpeechCommandsDataset
+from speechrnn.streaming import latency_steps
 
 
 def main() -> None:
@@ -40,8 +41,7 @@ def main() -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1)))
     test = SpeechCommandsDataset(args.data, "test", labels=model.labels)
     full = evaluate_model(model, test, progress_bar=True)
-    chunk = ms_to_steps(model, args.chunk_ms, "chunk")
-    lookahead = ms_to_steps(model, args.lookahead_ms, "lookahead")
+    chunk, lookahead = latency_steps(model, args.chunk_ms, args.lookahead_ms)
     stream = evaluate_model(model, test, chunk=chunk, lookahead=lookahead, progress_bar=True)
     train = ckpt.get("train", {})
     history = train.get("progress", {}).get("history", [])

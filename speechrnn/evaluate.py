@@ -21,19 +21,7 @@ from .decoding import char_error_rate, greedy_decode, word_error_rate
 from .errors import SpeechRNNError
 from .model import Recognizer
 from .speechcommands import SpeechCommandsDataset, collate
-
-
-def ms_to_steps(model: Recognizer, ms: float | None, what: str) -> int | None:
-    """Milliseconds -> encoder steps, insisting on a whole number of steps."""
-    if ms is None:
-        return None
-    step_ms = model.config.stride * model.features.hop_ms
-    steps = ms / step_ms
-    if steps < (1 if what == "chunk" else 0) or abs(steps - round(steps)) > 1e-6:
-        raise SpeechRNNError(
-            f"--{what}-ms must be a {'positive ' if what == 'chunk' else ''}multiple of {step_ms:g} ms (one encoder step), got {ms:g}"
-        )
-    return int(round(steps))
+from .streaming import latency_steps
 
 
 @torch.no_grad()
@@ -175,8 +163,7 @@ def evaluate(
         raise SpeechRNNError(f"--split must be train, validation or test, got {split!r}")
     net = load_model(model, device=device)
     dataset = SpeechCommandsDataset(data, split, labels=net.labels)  # words outside the labels -> _unknown_
-    chunk = ms_to_steps(net, chunk_ms, "chunk")
-    lookahead = ms_to_steps(net, lookahead_ms, "lookahead") if chunk is not None else 0
+    chunk, lookahead = latency_steps(net, chunk_ms, lookahead_ms if chunk_ms is not None else 0.0)
     result = evaluate_model(net, dataset, device=device, batch_size=batch_size, chunk=chunk, lookahead=lookahead,
                             progress_bar=sys.stderr.isatty())  # fmt: skip
     result["split"], result["model"] = split, str(model) if model else "default"

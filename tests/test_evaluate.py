@@ -7,9 +7,10 @@ import torch
 
 from speechrnn.checkpoint import save_checkpoint
 from speechrnn.cli import main
-from speechrnn.evaluate import evaluate_model, ms_to_steps
+from speechrnn.evaluate import evaluate_model
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.speechcommands import SpeechCommandsDataset
+from speechrnn.streaming import latency_steps
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +66,9 @@ def test_bad_latency_settings_are_explained(tiny_ckpt):
     from speechrnn.errors import SpeechRNNError
 
     model = load_model(tiny_ckpt)
-    assert ms_to_steps(model, 120, "chunk") == 6
-    with pytest.raises(SpeechRNNError, match="multiple of 20 ms"):
-        ms_to_steps(model, 130, "chunk")
+    assert latency_steps(model, 120, 80) == (6, 4)
+    with pytest.raises(SpeechRNNError, match="multiple of the model's 20 ms step"):
+        latency_steps(model, 130, 0)
 
 
 def test_eval_missing_corpus_is_a_clear_error(tiny_ckpt, tmp_path, capsys):
