@@ -387,7 +387,7 @@ def measure_accuracy(
 def measure_spotting(makers: dict[str, Callable], labels: tuple[str, ...], data: Path, plan: Plan) -> dict:
     """`bench_streaming`'s streaming test through every backend: the same two streams for all."""
     rng = np.random.default_rng(0)
-    records = bench_streaming.test_records(data)
+    records = bench_streaming.split_records(data, "test")
     keywords = {label for label in labels if label not in (SILENCE, UNKNOWN)}
 
     def pick(kind: str, n: int) -> list[dict]:

@@ -162,9 +162,12 @@ def measure_compute(model: Recognizer, seconds: float, chunk_ms: float, lookahea
 # --- accuracy -------------------------------------------------------------------------------------------
 
 
-def test_records(data: Path) -> list[dict]:
-    """clips.jsonl records of the test split (clips without a record are skipped)."""
-    listed = set((data / "testing_list.txt").read_text().split())
+SPLIT_LISTS = {"test": "testing_list.txt", "validation": "validation_list.txt"}
+
+
+def split_records(data: Path, split: str = "test") -> list[dict]:
+    """clips.jsonl records of the test or validation split (clips without a record are skipped)."""
+    listed = set((data / SPLIT_LISTS[split]).read_text().split())
     meta = data / "_meta_" / "clips.jsonl"
     records = []
     for line in meta.read_text(encoding="utf-8").splitlines():
@@ -277,7 +280,7 @@ def score(detections: list, words: list[dict], keywords: set[str], tolerance_s: 
 
 def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
-    records = test_records(data)
+    records = split_records(data, args.split)
     keywords = {label for label in model.labels if label not in (SILENCE, UNKNOWN)}
     word_clips = [r for r in records if r.get("label") in keywords]
     phrases = [r for r in records if r.get("label") == "_phrase_"]
@@ -295,7 +298,7 @@ def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) ->
     commands = [r for rs in chosen_clips.values() for r in rs]
     commands = [commands[i] for i in rng.permutation(len(commands))]
     if not commands:
-        raise SystemExit(f"bench: no test-split command clips in {data} for the model's labels")
+        raise SystemExit(f"bench: no {args.split}-split command clips in {data} for the model's labels")
     noise = noise_bed(data)
     audio, words = build_stream(data, commands, noise, rng, args.snr_db, (0.4, 1.2))
     outputs = stream_outputs(model, audio, args.chunk_ms, args.lookahead_ms)
@@ -328,6 +331,7 @@ def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) ->
         row["false_alarms_per_hour"] = fa_sweep.get(t)
     return {
         "data": str(data),
+        "split": args.split,
         "stream_seconds": round(audio.size / SAMPLE_RATE, 1),
         "clips": {kind: len(rs) for kind, rs in chosen_clips.items()},
         "snr_db": args.snr_db,
@@ -376,7 +380,7 @@ def markdown(results: dict) -> str:
         f"| latency from word end, median / p90 | {a['latency_median_ms']} / {a['latency_p90_ms']} ms "
         f"| median {TARGETS['latency_median_ms']} ms |",
         "",
-        f"Accuracy stream: {a['stream_seconds']:g} s from the test split of `{a['data']}` ({clips['words']} "
+        f"Accuracy stream: {a['stream_seconds']:g} s from the {a.get('split', 'test')} split of `{a['data']}` ({clips['words']} "
         f"words, {clips['phrases']} phrases, {clips['unknown']} unknown words: {a['words']} command words "
         f"spoken), noise at {a['snr_db']:g} dB SNR, match tolerance {a['tolerance_ms']:g} ms after the word "
         f"end; chunk {a['chunk_ms']:g} ms + look-ahead {a['lookahead_ms']:g} ms; spotter {a['spotter']}.",
@@ -434,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
         "--max-sentences",
         type=int,
         help="sentence and unknown clips for false alarms (default: 400, quick: 20)",
+    )
+    p.add_argument(
+        "--split",
+        choices=sorted(SPLIT_LISTS),
+        default="test",
+        help="voices the accuracy streams are made of: test (the figures to quote) or validation (for tuning)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where the JSON and BENCHMARKS.md go")

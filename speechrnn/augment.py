@@ -213,11 +213,18 @@ def random_time_shift(audio: np.ndarray, rng: np.random.Generator, config: Augme
 # ------------------------------------------------------------------------------------ speed and pitch
 
 
+def speed_up(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Play `factor` times faster (tempo and pitch): the result is about `audio.size / factor` samples long."""
+    if audio.size < 2 or factor == 1.0:
+        return _f32(audio).copy()
+    return _f32(_resample(audio, 1.0 / factor))
+
+
 def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
     """Play `factor` times faster (tempo and pitch); pad, or cut keeping the loudest part, to the length."""
     if audio.size < 2 or factor == 1.0:
         return audio.copy()
-    return _f32(_fit_length(_resample(audio, 1.0 / factor), audio.size))
+    return _f32(_fit_length(speed_up(audio, factor), audio.size))
 
 
 def random_speed(audio: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:

@@ -86,6 +86,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-grad", type=float, default=5.0, help="max gradient norm")
     p.add_argument("--no-augment", action="store_true", help="no waveform augmentation")
     p.add_argument("--no-phrases", action="store_true", help="train on single words only")
+    p.add_argument(
+        "--streams",
+        type=int,
+        default=2000,
+        help="training streams per epoch: clips joined end to end with the label head trained at every step "
+        "as the live spotter reads it (0: isolated clips only)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -111,7 +118,7 @@ def _run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data=args.data, task=args.task, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         ctc_weight=args.ctc_weight, clip_grad=args.clip_grad, augment=not args.no_augment,
-        phrases=not args.no_phrases, seed=args.seed, workers=args.workers, device=args.device,
+        phrases=not args.no_phrases, streams=args.streams, seed=args.seed, workers=args.workers, device=args.device,
         max_minutes=args.max_minutes, limit_batches=args.limit_batches,
     )  # fmt: skip
     model = ModelConfig(n_labels=0, cell=args.cell, hidden=args.hidden, layers=args.layers, dropout=args.dropout,

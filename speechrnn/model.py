@@ -325,6 +325,12 @@ class Recognizer(nn.Module):
         """Encoder steps -> seconds (the time at which an encoder step's first frame starts)."""
         return steps * self.config.stride * self.features.hop_length / self.features.sample_rate
 
+    def step_end_seconds(self, steps: int) -> torch.Tensor:
+        """`(steps,)` time in seconds of the last audio sample each encoder step has read (its last frame's end)."""
+        f = self.features
+        last_frame = torch.arange(steps, dtype=torch.float64) * self.config.stride + self.config.stride - 1
+        return (last_frame * f.hop_length + f.frame_span) / f.sample_rate
+
     def prepare(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """MFCC frames `(batch, frames, n_input)` -> normalised, stacked encoder steps and their lengths."""
         x = (feats - self.feat_mean) / self.feat_std

@@ -299,6 +299,7 @@ class Example:
     text: str  # CTC transcript; '' for silence
     has_text: bool  # False when the transcript is unknown (no CTC loss)
     path: str  # the clip's file, or '<_silence_ k>' for generated silence
+    spans: tuple = ()  # training streams only: `streams.LabelSpan`s giving the label head's step targets
 
 
 class SpeechCommandsDataset(Dataset):
@@ -453,6 +454,7 @@ class Batch:
     has_text: torch.Tensor  # (batch,) bool: whether the CTC loss applies
     paths: tuple[str, ...] = ()  # source of each item
     texts: tuple[str, ...] = ()  # transcript of each item ('' where unknown)
+    spans: tuple[tuple, ...] = ()  # per item: its `streams.LabelSpan`s (empty but for training streams)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """The same batch with every tensor on `device`."""
@@ -491,6 +493,7 @@ def collate(examples: Sequence[Example]) -> Batch:
         has_text=torch.tensor([e.has_text for e in examples], dtype=torch.bool),
         paths=tuple(e.path for e in examples),
         texts=tuple(e.text if e.has_text else "" for e in examples),
+        spans=tuple(e.spans for e in examples),
     )
 
 

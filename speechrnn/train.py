@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Sampler
 from tqdm import tqdm
 
 from .augment import AugmentConfig, spec_augment
@@ -31,8 +31,10 @@ from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from .errors import SpeechRNNError
 from .evaluate import evaluate_model
 from .features import FeatureConfig
-from .model import ModelConfig, Recognizer
+from .model import ModelConfig, Recognizer, windowed_labels
 from .speechcommands import PHRASE, SENTENCE, SpeechCommandsDataset, collate
+from .streams import IGNORE, corpus_streams, step_targets
+from .words import SILENCE, UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class TrainConfig:
     augment: bool = True  # waveform augmentation (noise, reverb, channel, speed, pitch, shift)
     spec_augment: bool = True  # time and frequency masks on the features
     phrases: bool = True  # also train on the multi-word phrase clips (CTC only)
+    streams: int = 2000  # training streams per epoch: clips end to end, label head trained as it streams
+    stream_weight: float = 1.0  # weight of the streams' step-wise label loss
     norm_clips: int = 2000  # training clips used to estimate the feature mean and variance
     seed: int = 0  # everything random derives from it
     workers: int = 2  # DataLoader worker processes
@@ -193,11 +197,12 @@ def compute_loss(
     feats, lengths = core.featurize(batch.audio, batch.audio_lengths)
     if cfg.spec_augment:
         feats = spec_augment(feats, lengths, g)
-    if torch.rand((), generator=g).item() < cfg.full_context_prob:
+    full_context = torch.rand((), generator=g).item() < cfg.full_context_prob
+    chunk = cfg.chunk_steps[int(torch.randint(len(cfg.chunk_steps), (), generator=g))]
+    lookahead = cfg.lookahead_steps[int(torch.randint(len(cfg.lookahead_steps), (), generator=g))]
+    streams = [i for i, spans in enumerate(batch.spans) if spans]
+    if full_context and not streams:  # streams always run as the live recogniser runs them
         chunk, lookahead = None, 0
-    else:
-        chunk = cfg.chunk_steps[int(torch.randint(len(cfg.chunk_steps), (), generator=g))]
-        lookahead = cfg.lookahead_steps[int(torch.randint(len(cfg.lookahead_steps), (), generator=g))]
     out, _ = model(feats, lengths, chunk=chunk, lookahead=lookahead)
     losses: dict[str, float] = {}
     total = feats.new_zeros(())
@@ -221,11 +226,34 @@ def compute_loss(
         )
         total = total + cfg.ctc_weight * ctc
         losses["ctc"] = ctc.item()
+    if streams and cfg.stream_weight > 0:
+        ce = _stream_loss(core, out, batch.spans, streams)
+        if ce is not None:
+            total = total + cfg.stream_weight * ce
+            losses["stream"] = ce.item()
     # Every head takes part in every loss, if only with weight zero, so that DDP finds gradients for all
     # parameters even in a batch of phrases only (no label head) or of silence only (no CTC).
     total = total + 0.0 * (out.pooled_logits().sum() + out.ctc_log_probs.sum())
     losses["loss"] = total.item()
     return total, losses
+
+
+def _stream_loss(core: Recognizer, out, spans: tuple, rows: list[int]) -> torch.Tensor | None:
+    """Cross-entropy of the label head pooled over the window ending at each step of the training streams
+    `rows`, against `streams.step_targets`; None when every step is without a target."""
+    pooled = windowed_labels(out.attn_logits[rows], out.label_logits[rows], core.config.window)
+    steps = pooled.shape[1]
+    ends = core.step_end_seconds(steps)
+    window_s = core.config.window * core.steps_to_seconds(1)
+    silence, unknown = core.labels.index(SILENCE), core.labels.index(UNKNOWN)
+    targets = torch.stack([step_targets(spans[i], ends, window_s, silence, unknown) for i in rows])
+    targets[torch.arange(steps)[None, :] >= out.lengths[rows].cpu()[:, None]] = IGNORE
+    if not (targets != IGNORE).any():
+        return None
+    targets = targets.to(pooled.device)
+    return nn.functional.cross_entropy(
+        pooled.reshape(-1, pooled.shape[-1]), targets.reshape(-1), ignore_index=IGNORE
+    )
 
 
 def _warm_start(init: str | os.PathLike, labels: tuple[str, ...], seed: int) -> Recognizer:
@@ -330,6 +358,10 @@ def train(
         seed=cfg.seed,
         phrases=cfg.phrases,
     )
+    streams = corpus_streams(
+        train_set.corpus, train_set.labels, cfg.streams, AugmentConfig() if cfg.augment else None, cfg.seed
+    )
+    data_set = train_set if streams is None else ConcatDataset([train_set, streams])
     val_set = SpeechCommandsDataset(
         cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=cfg.phrases, labels=train_set.labels
     )
@@ -363,7 +395,7 @@ def train(
     long = [
         (clip is not None and clip.label in (PHRASE, SENTENCE))
         for clip, _ in map(train_set.entry, range(len(train_set)))
-    ]
+    ] + [True] * (len(streams) if streams is not None else 0)  # streams batch with the other long items
     sampler = EpochBatches(long, cfg.batch_size, cfg.seed, rank, world)
     batches_per_epoch = len(sampler)
     if cfg.limit_batches:
@@ -388,9 +420,11 @@ def train(
         while progress.epoch < cfg.epochs and not out_of_time:
             epoch = progress.epoch
             train_set.set_epoch(epoch)
+            if streams is not None:
+                streams.set_epoch(epoch)
             sampler.set_epoch(epoch, skip=progress.batch)
             loader = DataLoader(
-                train_set,
+                data_set,
                 batch_sampler=sampler,
                 collate_fn=collate,
                 num_workers=cfg.workers,
