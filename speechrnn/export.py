@@ -8,7 +8,9 @@ The graph is one latency-controlled chunk, the unit of work of `StreamingRecogni
                                          the stream ends: the runner then zero-pads the audio)
              state  (layers, 1, state_dim) float32   forward-direction state of every encoder layer
     outputs  ctc_log_probs (chunk, n_vocab), attn_logits (chunk,), label_logits (chunk, n_labels) for the
-             chunk's main steps (per step: windowed pooling is the runner's), and state_out like `state`.
+             chunk's main steps (per step: windowed pooling is the runner's), state_out like `state`, and
+             c0 (chunk * stride,): the raw MFCC c0 (log energy) of the chunk's own frames, which the live
+             pause reset reads (so the runner need not compute the MFCC a second time).
 
 Audio in, not MFCC frames: the front end is inside the graph, so a deployment (any onnxruntime binding,
 any language) needs no DSP code of its own, only a buffer of samples. Framing is a Gather of precomputed
@@ -61,13 +63,13 @@ from .streaming import latency_steps, step_ms
 from .text import VOCAB
 
 FORMAT = "speechrnn-onnx-step"
-VERSION = 1
+VERSION = 2  # 2: adds the c0 output (the live pause reset reads it)
 META_KEY = "speechrnn"  # metadata_props key holding the JSON description
 OPSET = 17
 LOG_OFFSET = 1e-6  # torchaudio MFCC(log_mels=True): ln(mel + 1e-6)
 FRONT_END = "frontend/"  # node-name prefix of the front end (kept in float when quantising)
 INPUTS = ("audio", "frames", "state")
-OUTPUTS = ("ctc_log_probs", "attn_logits", "label_logits", "state_out")
+OUTPUTS = ("ctc_log_probs", "attn_logits", "label_logits", "state_out", "c0")
 TENSOR_FLOAT, TENSOR_INT32 = 1, 6  # onnx.TensorProto element types (onnx itself is imported lazily)
 
 
@@ -161,9 +163,10 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().double().numpy()
 
 
-def _front_end(g: _Graph, model: Recognizer, shape: StepShape) -> tuple[str, str]:
-    """audio -> normalised, masked, stacked encoder input `(steps, stride * n_mfcc)`, and the number of valid
-    steps (an int64 scalar)."""
+def _front_end(g: _Graph, model: Recognizer, shape: StepShape) -> tuple[str, str, str]:
+    """audio -> normalised, masked, stacked encoder input `(steps, stride * n_mfcc)`, the number of valid
+    steps (an int64 scalar), and the raw MFCC c0 of the chunk's own frames `(chunk * stride,)` (log energy,
+    for the live pause reset, which would otherwise compute the MFCC a second time)."""
     feats = model.features
     spec = model.mfcc.transform.MelSpectrogram.spectrogram
     fb = _np(model.mfcc.transform.MelSpectrogram.mel_scale.fb)  # (n_freqs, n_mels)
@@ -186,13 +189,15 @@ def _front_end(g: _Graph, model: Recognizer, shape: StepShape) -> tuple[str, str
     power = g.op("Mul", ri, ri)
     logmel = g.op("Log", g.op("Add", g.op("MatMul", power, g.const(mel)), g.const(LOG_OFFSET)))
     x = g.op("Add", g.op("MatMul", logmel, g.const(dct / std)), g.const(-mean / std))  # (mfcc - mean) / std
+    c0 = g.op("Reshape", g.op("MatMul", logmel, g.const(dct[:, :1])), g.ints(shape.frames))
+    c0 = g.slice(c0, 0, shape.chunk * shape.stride, axis=0)
     frame_ok = g.op("Less", g.const(np.arange(shape.frames)[:, None], np.int64), "frames")
     x = g.op("Mul", x, g.op("Cast", frame_ok, to=TENSOR_FLOAT))  # padded frames are zeros, as in `prepare`
     x = g.op("Reshape", x, g.ints(shape.steps, shape.stride * model.config.n_input))
     stride = g.const(shape.stride, np.int64)
     valid = g.op("Div", g.op("Add", "frames", g.const(shape.stride - 1, np.int64)), stride)  # ceil
     g.prefix = ""
-    return x, valid
+    return x, valid, c0
 
 
 def _torch_rnns(model: Recognizer, layer: int) -> list[nn.RNNBase]:
@@ -407,7 +412,7 @@ def build_graph(
     shape = step_shape(model, chunk_ms, lookahead_ms)
     cfg = model.config
     g = _Graph(helper, numpy_helper)
-    x, valid = _front_end(g, model, shape)
+    x, valid, c0 = _front_end(g, model, shape)
     masks = _backward_masks(g, valid, shape.steps) if unrolled and cfg.bidirectional else []
     states = []
     for layer in range(cfg.layers):
@@ -418,7 +423,7 @@ def build_graph(
         states.append(s)
     ctc, attn, labels = _heads(g, model, x, shape)
     state_out = g.op("Concat", *states, axis=0) if len(states) > 1 else states[0]
-    for src, dst in zip((ctc, attn, labels, state_out), OUTPUTS, strict=True):
+    for src, dst in zip((ctc, attn, labels, state_out, c0), OUTPUTS, strict=True):
         g.nodes.append(helper.make_node("Identity", [src], [dst], name=f"output/{dst}"))
 
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
@@ -436,6 +441,7 @@ def build_graph(
             helper.make_tensor_value_info("attn_logits", f32, [shape.chunk]),
             helper.make_tensor_value_info("label_logits", f32, [shape.chunk, cfg.n_labels]),
             helper.make_tensor_value_info("state_out", f32, state_dims),
+            helper.make_tensor_value_info("c0", f32, [shape.chunk * shape.stride]),
         ],
         initializer=g.initializers,
     )
@@ -499,6 +505,11 @@ def parse_metadata(props: dict[str, str], source: str = "ONNX file") -> dict:
     if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
         raise SpeechRNNError(
             f"{source}: file version {meta.get('version')} is newer than this speechrnn reads ({VERSION})"
+        )
+    if meta["version"] < VERSION:
+        raise SpeechRNNError(
+            f"{source}: exported by an older speechrnn (file version {meta['version']}, this one writes "
+            f"{VERSION}); export it again with `speechrnn export`"
         )
     if list(meta.get("vocab", [])) != list(VOCAB):
         raise SpeechRNNError(

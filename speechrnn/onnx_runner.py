@@ -23,7 +23,7 @@ import torch
 
 from .errors import SpeechRNNError
 from .export import OUTPUTS, StepShape, parse_metadata
-from .features import FeatureConfig, StreamingMFCC
+from .features import FeatureConfig
 from .streaming import PauseTracker, StreamOutput, _check_audio
 
 
@@ -82,7 +82,6 @@ class OnnxStreamingRecognizer:
         self._pauses = (
             None if reset_after_silence_ms is None else PauseTracker(self.features, reset_after_silence_ms)
         )
-        self._energy = StreamingMFCC(self.features) if self._pauses is not None else None  # c0 for the pauses
         self.reset()
 
     @property
@@ -103,10 +102,9 @@ class OnnxStreamingRecognizer:
         self._label_hist = np.zeros((self.window - 1, self._n_labels))
         self._next_step = 0
         self._samples = 0
-        self._c0 = np.zeros(0)  # c0 of frames not yet judged by the pause tracker
+        self._c0 = np.zeros(0, dtype=np.float32)  # c0 of the last step's own frames (the graph's output)
         if self._pauses is not None:
             self._pauses.reset()
-            self._energy.reset()
 
     @property
     def resets(self) -> int:
@@ -119,17 +117,13 @@ class OnnxStreamingRecognizer:
         audio = _check_audio(audio)
         self._samples += audio.size
         self._buffer = np.concatenate([self._buffer, audio])  # a copy: callers may reuse their block
-        if self._pauses is not None:
-            self._c0 = np.concatenate([self._c0, self._energy(audio)[:, 0].numpy()])
         size, advance = self.shape.samples, self.shape.advance
-        parts, main = [], self.chunk * self.stride
+        parts = []
         while self._buffer.size >= size:
             parts.append(self._step(self._buffer[:size], self.shape.frames, self.chunk))
             self._buffer = self._buffer[advance:]
-            if self._pauses is not None:
-                in_pause, self._c0 = self._pauses.update(self._c0[:main]), self._c0[main:]
-                if in_pause:
-                    self._state = np.zeros(self._state_shape, dtype=np.float32)
+            if self._pauses is not None and self._pauses.update(self._c0):
+                self._state = np.zeros(self._state_shape, dtype=np.float32)
         return self._output(parts, end_samples=None)
 
     def flush(self) -> StreamOutput:
@@ -150,9 +144,10 @@ class OnnxStreamingRecognizer:
         return out
 
     def _step(self, window: np.ndarray, frames: int, steps: int) -> tuple[np.ndarray, ...]:
-        """One graph run; returns the first `steps` rows of (ctc_log_probs, attn_logits, label_logits)."""
+        """One graph run; returns the first `steps` rows of (ctc_log_probs, attn_logits, label_logits)
+        and keeps the chunk's frame energies (c0) for the pause tracker."""
         feeds = {"audio": window, "frames": np.array(frames, dtype=np.int64), "state": self._state}
-        ctc, attn, labels, self._state = self.session.run(self._outputs, feeds)
+        ctc, attn, labels, self._state, self._c0 = self.session.run(self._outputs, feeds)
         return ctc[:steps], attn[:steps], labels[:steps]
 
     def _output(self, parts: list[tuple[np.ndarray, ...]], end_samples: int | None) -> StreamOutput:

@@ -188,6 +188,32 @@ def test_metadata_round_trip(tmp_path):
     assert runner.latency_seconds == pytest.approx(0.1)
 
 
+def test_c0_output_is_the_chunks_frame_energy(tmp_path):
+    """The graph's c0 output (the pause tracker's input) is MFCC c0 of the chunk's own frames."""
+    model = _model()
+    path = _export(model, tmp_path / "m.onnx")
+    runner = OnnxStreamingRecognizer(path)
+    shape, audio = runner.shape, _audio(1.0)
+    want = model.mfcc(torch.from_numpy(audio))[:, 0].numpy()
+    runner.accept(audio[: shape.samples])
+    main = shape.chunk * shape.stride
+    assert runner._c0.shape == (main,)
+    assert np.allclose(runner._c0, want[:main], atol=1e-3)
+
+
+def test_files_of_an_older_version_are_refused_with_a_way_out(tmp_path):
+    import onnx
+
+    from speechrnn.export import META_KEY
+
+    proto = build_graph(_model(), 100, 80)
+    entry = next(p for p in proto.metadata_props if p.key == META_KEY)
+    entry.value = json.dumps({**json.loads(entry.value), "version": 1})
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    with pytest.raises(SpeechRNNError, match="export it again"):
+        OnnxStreamingRecognizer(tmp_path / "old.onnx")
+
+
 def test_int8_is_smaller_and_close(tmp_path):
     model = _model(default_size=True)
     fp32 = export_onnx(model, tmp_path / "fp32.onnx", chunk_ms=100, lookahead_ms=80)
