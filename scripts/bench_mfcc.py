@@ -33,7 +33,7 @@ import torch
 import torchaudio
 
 from speechrnn.audio import SAMPLE_RATE
-from speechrnn.features import DB_PER_NEPER, FeatureConfig, mfcc
+from speechrnn.features import DB_PER_NEPER, FeatureConfig, librosa_mfcc, mfcc
 
 ROOT = Path(__file__).resolve().parent.parent
 START_MARK, END_MARK = "<!-- mfcc:start -->", "<!-- mfcc:end -->"
@@ -49,31 +49,6 @@ def make_clips(count: int, seconds: float, seed: int = 0) -> np.ndarray:
     tones = 0.3 * np.sin(2 * np.pi * f1 * t) + 0.1 * np.sin(2 * np.pi * f2 * t)
     level = rng.uniform(0.05, 1.0, (count, 1))
     return (level * (tones + 0.1 * rng.standard_normal((count, n)))).astype(np.float32)
-
-
-def librosa_mfcc(y: np.ndarray) -> np.ndarray:
-    """librosa set up as our front end; works on `(samples,)` or `(clips, samples)`; returns dB units.
-
-    Three calls, not `librosa.feature.mfcc(y=...)` alone: that one passes its `norm` to the DCT, so the mel
-    filters would keep librosa's Slaney normalisation, and it floors the dB at 80 below the peak.
-    """
-    mel_power = librosa.feature.melspectrogram(
-        y=y,
-        sr=SAMPLE_RATE,
-        n_fft=CONFIG.n_fft,
-        hop_length=CONFIG.hop_length,
-        win_length=CONFIG.win_length,
-        window="hann",
-        center=False,
-        power=2.0,
-        n_mels=CONFIG.n_mels,
-        fmin=CONFIG.f_min,
-        fmax=CONFIG.f_max,
-        htk=True,
-        norm=None,
-    )
-    db = librosa.power_to_db(mel_power, top_db=None)
-    return librosa.feature.mfcc(S=db, n_mfcc=CONFIG.n_mfcc, dct_type=2, norm="ortho")
 
 
 @contextlib.contextmanager

@@ -169,3 +169,32 @@ class StreamingMFCC:
             frames = self._module(torch.from_numpy(buf[:used]))
         self._buffer = buf[n * self.config.hop_length :]
         return frames
+
+
+def librosa_mfcc(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """The same MFCC computed by librosa, in librosa's dB units: `(n_mfcc, frames)` for `(samples,)` input,
+    `(clips, n_mfcc, frames)` for `(clips, samples)`. A slow reference for tests and benchmarks; divide by
+    `DB_PER_NEPER` to compare with `mfcc`.
+
+    Three calls, not `librosa.feature.mfcc(y=...)` alone: that one passes its `norm` to the DCT, so the mel
+    filters would keep librosa's Slaney normalisation, and it floors the dB at 80 below the peak.
+    """
+    import librosa
+
+    mel_power = librosa.feature.melspectrogram(
+        y=audio,
+        sr=config.sample_rate,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        win_length=config.win_length,
+        window="hann",
+        center=False,
+        power=2.0,
+        n_mels=config.n_mels,
+        fmin=config.f_min,
+        fmax=config.f_max,
+        htk=True,
+        norm=None,
+    )
+    db = librosa.power_to_db(mel_power, top_db=None)
+    return librosa.feature.mfcc(S=db, n_mfcc=config.n_mfcc, dct_type=2, norm="ortho")

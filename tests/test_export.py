@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from signals import chirp_audio  # tests/ is on sys.path
 
 from speechrnn import cli
 from speechrnn.checkpoint import load_model, save_checkpoint
@@ -38,11 +39,7 @@ FIELDS = ("ctc_log_probs", "label_logits", "attn_logits", "step_logits")
 
 
 def _audio(seconds: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    n = int(seconds * 16000)
-    t = np.arange(n) / 16000
-    tone = 0.3 * np.sin(2 * np.pi * (200 + 300 * t) * t) * (np.sin(2 * np.pi * 1.5 * t) > 0)
-    return (tone + 0.02 * rng.standard_normal(n)).astype(np.float32)
+    return chirp_audio(seconds, seed, noise=0.02)
 
 
 def _model(

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from signals import chirp_audio  # tests/ is on sys.path
 
 from speechrnn.errors import SpeechRNNError
 from speechrnn.features import FeatureConfig
@@ -32,11 +33,7 @@ def _model(cell="gru", bidirectional=True, stride=2, window=7, seed=0) -> Recogn
 
 
 def _audio(seconds: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    n = int(seconds * 16000)
-    t = np.arange(n) / 16000
-    tone = 0.3 * np.sin(2 * np.pi * (200 + 300 * t) * t) * (np.sin(2 * np.pi * 1.5 * t) > 0)
-    return (tone + 0.05 * rng.standard_normal(n)).astype(np.float32)
+    return chirp_audio(seconds, seed, noise=0.05)
 
 
 def _random_chunks(n: int, rng: np.random.Generator) -> list[int]:
