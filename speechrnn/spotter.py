@@ -3,8 +3,10 @@
 The streaming recogniser gives, at every encoder step, the label head pooled over the last second. The
 spotter turns those logits into probabilities, averages them over a short window (as TensorFlow's
 `RecognizeCommands` does), and fires when one keyword is the top label, at or above the threshold, for a
-minimum number of consecutive steps. After an event nothing fires for the refractory time, and the same run
-of steps never fires twice. `_silence_` and `_unknown_` never fire, but as top labels they block the others.
+minimum number of consecutive steps. After an event nothing fires for the refractory time, the same keyword
+does not fire again for the (longer) repeat time, and the same run of steps never fires twice. The repeat
+time is there because a word stays in the label head's one-second window after it is spoken: its score can
+dip and rise again as it slides out, and that must not fire a second time. `_silence_` and `_unknown_` never fire, but as top labels they block the others.
 
 User parameters are milliseconds, converted to steps once. Decisions are made step by step with carried
 state, so the events do not depend on how the stream was cut into chunks.
@@ -34,6 +36,7 @@ class SpotterConfig:
     min_ms: float = 40.0  # the keyword must stay top and above threshold for this long (supporting steps)
     refractory_ms: float = 500.0  # after an event, no other event for this long (words of a phrase are closer
     # than a second, so this is shorter than TensorFlow's 1.5 s; a run of steps never fires twice anyway)
+    repeat_ms: float = 1500.0  # after an event, the same keyword does not fire again for this long
     keywords: tuple[str, ...] | None = None  # labels allowed to fire; None = every label but silence/unknown
 
 
@@ -66,7 +69,7 @@ class KeywordSpotter:
     def __init__(self, labels: tuple[str, ...], step_seconds: float, config: SpotterConfig = SpotterConfig()):
         if not 0.0 <= config.threshold <= 1.0:
             raise SpeechRNNError(f"threshold must be a probability in [0, 1], got {config.threshold:g}")
-        for name in ("smooth_ms", "min_ms", "refractory_ms"):
+        for name in ("smooth_ms", "min_ms", "refractory_ms", "repeat_ms"):
             if not getattr(config, name) >= 0:
                 raise SpeechRNNError(f"{name} must be >= 0 ms, got {getattr(config, name):g}")
         self.labels, self.config = tuple(labels), config
@@ -84,6 +87,7 @@ class KeywordSpotter:
         self.smooth = max(1, round(config.smooth_ms / step_ms))  # steps averaged
         self.min_steps = max(1, math.ceil(config.min_ms / step_ms - 1e-9))  # supporting steps
         self.refractory = math.ceil(config.refractory_ms / step_ms - 1e-9)  # steps after an event
+        self.repeat = math.ceil(config.repeat_ms / step_ms - 1e-9)  # steps before a keyword fires again
         self.reset()
 
     def reset(self) -> None:
@@ -95,6 +99,7 @@ class KeywordSpotter:
         self._run = 0  # its length in steps
         self._run_fired = False  # whether the current run has already fired
         self._last_event = -(10**12)  # step of the last event
+        self._last_by_label = [-(10**12)] * n_labels  # step of each label's last event
 
     def update(self, out: StreamOutput) -> list[Detection]:
         """Consume the next steps of the stream; return the events they trigger, in order."""
@@ -117,9 +122,10 @@ class KeywordSpotter:
                 self._run_label, self._run, self._run_fired = label, 0, False
             self._run += 1
             rested = step - self._last_event >= self.refractory
+            rested = rested and step - self._last_by_label[label] >= self.repeat
             if self._run >= self.min_steps and not self._run_fired and rested:
                 events.append(Detection(self.labels[label], float(out.ready_seconds[i]), p, step))
-                self._run_fired, self._last_event = True, step
+                self._run_fired, self._last_event, self._last_by_label[label] = True, step, step
         self._seen = out.end
         return events
 
