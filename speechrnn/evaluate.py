@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .checkpoint import load_model
@@ -22,12 +22,13 @@ from .errors import SpeechRNNError
 from .model import Recognizer
 from .speechcommands import SpeechCommandsDataset, collate
 from .streaming import latency_steps
+from .streams import IGNORE, windowed_targets
 
 
 @torch.no_grad()
 def evaluate_model(
     model: Recognizer,
-    dataset: SpeechCommandsDataset,
+    dataset: Dataset,
     *,
     device: str | torch.device = "cpu",
     batch_size: int = 64,
@@ -35,7 +36,8 @@ def evaluate_model(
     lookahead: int = 0,
     progress_bar: bool = True,
 ) -> dict:
-    """Score `model` on every clip of `dataset` (no augmentation).
+    """Score `model` on every item of `dataset` (a `SpeechCommandsDataset` without augmentation, training
+    streams, or both concatenated).
 
     Args:
         chunk, lookahead: latency control in encoder steps (None = full context).
@@ -43,7 +45,9 @@ def evaluate_model(
     Returns:
         `n`, `accuracy`, `loss`, `labels`, `per_class` ({label: precision, recall, f1, support}),
         `confusion` (rows = truth, columns = prediction), and where the split has texts: `wer`, `cer`,
-        `n_phrases` (WER/CER over phrase clips), `wer_all` (over every clip with a transcript).
+        `n_phrases` (WER/CER over phrase clips), `wer_all` (over every clip with a transcript). With
+        training streams: `stream_accuracy` and `stream_loss` of the windowed label head over the steps
+        that have a target (`streams.step_targets`), and `stream_steps`.
     """
     was_training = model.training
     model.eval()
@@ -51,6 +55,7 @@ def evaluate_model(
     n_labels = len(model.labels)
     confusion = torch.zeros(n_labels, n_labels, dtype=torch.long)
     loss_sum, n = 0.0, 0
+    stream_loss, stream_hits, stream_steps = 0.0, 0, 0
     refs, hyps, phrase_refs, phrase_hyps = [], [], [], []
     for batch in tqdm(loader, desc="evaluating", disable=not progress_bar, unit="batch"):
         batch = batch.to(device)
@@ -64,6 +69,14 @@ def evaluate_model(
             n += int(labelled.sum())
             pred = logits.argmax(-1)
             confusion.index_put_((truth.cpu(), pred.cpu()), torch.ones_like(truth.cpu()), accumulate=True)
+        streams = [i for i, spans in enumerate(batch.spans) if spans]
+        if streams:
+            pooled, targets = windowed_targets(model, out, batch.spans, streams)
+            keep = targets != IGNORE
+            pooled, targets = pooled[keep], targets[keep]
+            stream_loss += nn.functional.cross_entropy(pooled, targets, reduction="sum").item()
+            stream_hits += int((pooled.argmax(-1) == targets).sum())
+            stream_steps += int(keep.sum())
         texts = greedy_decode(out.ctc_log_probs.cpu(), out.lengths.cpu())
         for i, hyp in enumerate(texts):
             ref = batch.texts[i]  # '' where the clip has no transcript
@@ -91,6 +104,9 @@ def evaluate_model(
                       n_phrases=len(phrase_refs))  # fmt: skip
     if refs:
         result["wer_all"] = word_error_rate(refs, hyps)
+    if stream_steps:
+        result.update(stream_accuracy=stream_hits / stream_steps, stream_loss=stream_loss / stream_steps,
+                      stream_steps=stream_steps)  # fmt: skip
     return result
 
 

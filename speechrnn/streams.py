@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 from .audio import SAMPLE_RATE, load_audio
 from .augment import AugmentConfig, activity_bounds, augment, load_noises, speed_up
 from .errors import SpeechRNNError
+from .model import ModelOutput, Recognizer, windowed_labels
 from .speechcommands import NO_LABEL, Clip, Corpus, Example, split_name
 from .words import SILENCE, UNKNOWN
 
@@ -116,6 +117,23 @@ def step_targets(
     targets = torch.where(has_latest & inside, label[latest], targets)
     targets[settling] = IGNORE
     return targets
+
+
+def windowed_targets(
+    model: Recognizer, out: ModelOutput, spans: Sequence[Sequence[LabelSpan]], rows: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For the stream items `rows` of a batch: the label logits pooled over the window ending at each step
+    `(rows, steps, n_labels)`, as the spotter reads them, and their `step_targets` `(rows, steps)` (`IGNORE`
+    past each item's end), on the logits' device."""
+    rows = list(rows)
+    pooled = windowed_labels(out.attn_logits[rows], out.label_logits[rows], model.config.window)
+    steps = pooled.shape[1]
+    ends = model.step_end_seconds(steps)
+    window_s = model.config.window * model.steps_to_seconds(1)
+    silence, unknown = model.labels.index(SILENCE), model.labels.index(UNKNOWN)
+    targets = torch.stack([step_targets(spans[i], ends, window_s, silence, unknown) for i in rows])
+    targets[torch.arange(steps)[None, :] >= out.lengths[rows].cpu()[:, None]] = IGNORE
+    return pooled, targets.to(pooled.device)
 
 
 class TrainingStreams(Dataset):
@@ -252,12 +270,3 @@ class TrainingStreams(Dataset):
             f"<stream {index}>",
             tuple(spans),
         )
-
-
-def corpus_streams(
-    corpus: Corpus, labels: Sequence[str], per_epoch: int, augment: AugmentConfig | None, seed: int
-) -> TrainingStreams | None:
-    """The training streams of a run, or None when `per_epoch` is 0 (streams switched off)."""
-    if per_epoch <= 0:
-        return None
-    return TrainingStreams(corpus, labels, StreamConfig(per_epoch=per_epoch), augment, seed)

@@ -31,10 +31,9 @@ from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from .errors import SpeechRNNError
 from .evaluate import evaluate_model
 from .features import FeatureConfig
-from .model import ModelConfig, Recognizer, windowed_labels
+from .model import ModelConfig, Recognizer
 from .speechcommands import PHRASE, SENTENCE, SpeechCommandsDataset, collate
-from .streams import IGNORE, corpus_streams, step_targets
-from .words import SILENCE, UNKNOWN
+from .streams import IGNORE, StreamConfig, TrainingStreams, windowed_targets
 
 
 @dataclass(frozen=True)
@@ -59,6 +58,7 @@ class TrainConfig:
     phrases: bool = True  # also train on the multi-word phrase clips (CTC only)
     streams: int = 2000  # training streams per epoch: clips end to end, label head trained as it streams
     stream_weight: float = 1.0  # weight of the streams' step-wise label loss
+    val_streams: int = 300  # validation-voice streams scored every epoch (at most `streams`; none without)
     norm_clips: int = 2000  # training clips used to estimate the feature mean and variance
     seed: int = 0  # everything random derives from it
     workers: int = 2  # DataLoader worker processes
@@ -241,16 +241,9 @@ def compute_loss(
 def _stream_loss(core: Recognizer, out, spans: tuple, rows: list[int]) -> torch.Tensor | None:
     """Cross-entropy of the label head pooled over the window ending at each step of the training streams
     `rows`, against `streams.step_targets`; None when every step is without a target."""
-    pooled = windowed_labels(out.attn_logits[rows], out.label_logits[rows], core.config.window)
-    steps = pooled.shape[1]
-    ends = core.step_end_seconds(steps)
-    window_s = core.config.window * core.steps_to_seconds(1)
-    silence, unknown = core.labels.index(SILENCE), core.labels.index(UNKNOWN)
-    targets = torch.stack([step_targets(spans[i], ends, window_s, silence, unknown) for i in rows])
-    targets[torch.arange(steps)[None, :] >= out.lengths[rows].cpu()[:, None]] = IGNORE
+    pooled, targets = windowed_targets(core, out, spans, rows)
     if not (targets != IGNORE).any():
         return None
-    targets = targets.to(pooled.device)
     return nn.functional.cross_entropy(
         pooled.reshape(-1, pooled.shape[-1]), targets.reshape(-1), ignore_index=IGNORE
     )
@@ -291,12 +284,14 @@ def _plot_history(history: list[dict], out: Path) -> None:
     a.set_xlabel("epoch")
     a.legend()
     b.plot(epochs, [h["val_accuracy"] for h in history], label="validation accuracy (full context)")
-    if any("val_accuracy_streaming" in h for h in history):
-        b.plot(
-            epochs,
-            [h.get("val_accuracy_streaming", float("nan")) for h in history],
-            label="validation accuracy (streaming)",
-        )
+    for key, name in (("val_accuracy_streaming", "streaming"), ("val_stream_accuracy", "streams, per step")):
+        if any(h.get(key) is not None for h in history):
+            values = [h.get(key) for h in history]
+            b.plot(
+                epochs,
+                [float("nan") if v is None else v for v in values],
+                label=f"validation accuracy ({name})",
+            )
     b.set_xlabel("epoch")
     b.set_ylim(0, 1)
     b.legend()
@@ -358,9 +353,10 @@ def train(
         seed=cfg.seed,
         phrases=cfg.phrases,
     )
-    streams = corpus_streams(
-        train_set.corpus, train_set.labels, cfg.streams, AugmentConfig() if cfg.augment else None, cfg.seed
-    )
+    streams = None
+    if cfg.streams > 0:
+        streams = TrainingStreams(train_set.corpus, train_set.labels, StreamConfig(per_epoch=cfg.streams),
+                                  AugmentConfig() if cfg.augment else None, cfg.seed)  # fmt: skip
     data_set = train_set if streams is None else ConcatDataset([train_set, streams])
     val_set = SpeechCommandsDataset(
         cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=cfg.phrases, labels=train_set.labels
@@ -368,6 +364,11 @@ def train(
     val_words = SpeechCommandsDataset(
         cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=False, labels=train_set.labels
     )
+    if min(cfg.streams, cfg.val_streams) > 0:  # streamed validation: isolated words, then streams
+        n_val = StreamConfig(per_epoch=min(cfg.streams, cfg.val_streams))
+        val_streams = TrainingStreams(train_set.corpus, train_set.labels, n_val, AugmentConfig(), cfg.seed,
+                                      split="validation")  # fmt: skip
+        val_words = ConcatDataset([val_words, val_streams])
     if init is not None and not resume:
         progress = Progress()
         model = _warm_start(init, train_set.labels, cfg.seed).train()
@@ -479,9 +480,11 @@ def train(
                 "train_loss": sums.get("loss", 0.0) / n,
                 "train_ce": sums.get("ce", 0.0) / n,
                 "train_ctc": sums.get("ctc", 0.0) / n,
+                "train_stream": sums.get("stream", 0.0) / n,
                 "val_loss": metrics["loss"],
                 "val_accuracy": metrics["accuracy"],
                 "val_accuracy_streaming": stream["accuracy"],
+                "val_stream_accuracy": stream.get("stream_accuracy"),
                 "val_wer": metrics.get("wer"),
                 "clips_per_s": seen / max(time.monotonic() - t0, 1e-9),
                 "seconds": progress.seconds,

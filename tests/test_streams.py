@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from speechrnn.errors import SpeechRNNError
+from speechrnn.evaluate import evaluate_model
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.speechcommands import NO_LABEL, collate, scan_corpus, task_labels
 from speechrnn.streams import IGNORE, LabelSpan, StreamConfig, TrainingStreams, step_targets
@@ -128,3 +129,13 @@ def test_the_stream_loss_joins_training_and_reaches_the_label_head(corpus, fake_
     # Without streams in the batch, the same step runs at full context: the stream loss is absent.
     _, plain = compute_loss(model, replace(batch, spans=((),) * 4), cfg, 0, torch.device("cpu"))
     assert "stream" not in plain
+
+
+def test_evaluation_scores_streams_step_by_step(corpus):
+    labels = task_labels(corpus, "12")
+    streams = TrainingStreams(corpus, labels, StreamConfig(per_epoch=6), seed=0)
+    torch.manual_seed(0)
+    model = Recognizer(ModelConfig(n_labels=len(labels), hidden=16, layers=1, dropout=0.0), labels)
+    result = evaluate_model(model, streams, batch_size=4, chunk=5, lookahead=4, progress_bar=False)
+    assert result["n"] == 0 and result["stream_steps"] > 0  # streams have no clip label, only step targets
+    assert 0.0 <= result["stream_accuracy"] <= 1.0 and result["stream_loss"] > 0

@@ -20,7 +20,7 @@ TINY = ModelConfig(n_labels=0, hidden=24, layers=2, dropout=0.0)
 
 def _cfg(corpus, **kw) -> TrainConfig:
     base = dict(data=str(corpus), task="12", epochs=2, batch_size=8, lr=3e-3, warmup_steps=5, workers=0,
-                device="cpu", norm_clips=64, save_minutes=1e9)  # fmt: skip
+                device="cpu", norm_clips=64, save_minutes=1e9, streams=16, val_streams=4)  # fmt: skip
     base.update(kw)
     return TrainConfig(**base)
 
@@ -143,7 +143,7 @@ def test_ddp_two_cpu_processes(fake_corpus, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
            "-m", "speechrnn", "train", "--data", str(fake_corpus), "--out", str(out), "--task", "12",
            "--epochs", "1", "--batch-size", "4", "--hidden", "16", "--layers", "1", "--workers", "0",
-           "--device", "cpu"]  # fmt: skip
+           "--device", "cpu", "--streams", "8"]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
