@@ -338,7 +338,9 @@ def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) ->
         "tolerance_ms": args.tolerance_ms,
         "chunk_ms": args.chunk_ms,
         "lookahead_ms": args.lookahead_ms,
-        "spotter": {k: getattr(chosen, k) for k in ("threshold", "smooth_ms", "min_ms", "refractory_ms", "repeat_ms")},
+        "spotter": {
+            k: getattr(chosen, k) for k in ("threshold", "smooth_ms", "min_ms", "refractory_ms", "onset_ms")
+        },
         **result,
         "non_command": fa,
         "threshold_sweep": sweep,

@@ -3,10 +3,11 @@
 The streaming recogniser gives, at every encoder step, the label head pooled over the last second. The
 spotter turns those logits into probabilities, averages them over a short window (as TensorFlow's
 `RecognizeCommands` does), and fires when one keyword is the top label, at or above the threshold, for a
-minimum number of consecutive steps. After an event nothing fires for the refractory time, the same keyword
-does not fire again for the (longer) repeat time, and the same run of steps never fires twice. The repeat
-time is there because a word stays in the label head's one-second window after it is spoken: its score can
-dip and rise again as it slides out, and that must not fire a second time. `_silence_` and `_unknown_` never fire, but as top labels they block the others.
+minimum number of consecutive steps. After an event nothing fires for the refractory time, and the same run
+of steps never fires twice. A keyword must also reach the threshold soon after it became the top label
+(`onset_ms`): a word stays in the label head's one-second window after it is spoken, and a word that was
+top but uncertain can creep over the threshold as its beginning slides out of the window, most of a second
+late. On validation-voice streams those late events were a third of the false positives. `_silence_` and `_unknown_` never fire, but as top labels they block the others.
 
 User parameters are milliseconds, converted to steps once. Decisions are made step by step with carried
 state, so the events do not depend on how the stream was cut into chunks.
@@ -36,7 +37,8 @@ class SpotterConfig:
     min_ms: float = 40.0  # the keyword must stay top and above threshold for this long (supporting steps)
     refractory_ms: float = 500.0  # after an event, no other event for this long (words of a phrase are closer
     # than a second, so this is shorter than TensorFlow's 1.5 s; a run of steps never fires twice anyway)
-    repeat_ms: float = 1500.0  # after an event, the same keyword does not fire again for this long
+    onset_ms: float | None = 500.0  # a keyword fires only if it reaches the threshold this soon after it
+    # became the top label (None: any time); later, it is a word sliding out of the window, not a new one
     keywords: tuple[str, ...] | None = None  # labels allowed to fire; None = every label but silence/unknown
 
 
@@ -69,9 +71,11 @@ class KeywordSpotter:
     def __init__(self, labels: tuple[str, ...], step_seconds: float, config: SpotterConfig = SpotterConfig()):
         if not 0.0 <= config.threshold <= 1.0:
             raise SpeechRNNError(f"threshold must be a probability in [0, 1], got {config.threshold:g}")
-        for name in ("smooth_ms", "min_ms", "refractory_ms", "repeat_ms"):
+        for name in ("smooth_ms", "min_ms", "refractory_ms"):
             if not getattr(config, name) >= 0:
                 raise SpeechRNNError(f"{name} must be >= 0 ms, got {getattr(config, name):g}")
+        if config.onset_ms is not None and not config.onset_ms >= 0:
+            raise SpeechRNNError(f"onset_ms must be >= 0 ms or None, got {config.onset_ms:g}")
         self.labels, self.config = tuple(labels), config
         spottable = [label for label in self.labels if label not in NON_KEYWORDS]
         if config.keywords is None:
@@ -87,7 +91,7 @@ class KeywordSpotter:
         self.smooth = max(1, round(config.smooth_ms / step_ms))  # steps averaged
         self.min_steps = max(1, math.ceil(config.min_ms / step_ms - 1e-9))  # supporting steps
         self.refractory = math.ceil(config.refractory_ms / step_ms - 1e-9)  # steps after an event
-        self.repeat = math.ceil(config.repeat_ms / step_ms - 1e-9)  # steps before a keyword fires again
+        self.onset = None if config.onset_ms is None else math.floor(config.onset_ms / step_ms + 1e-9)
         self.reset()
 
     def reset(self) -> None:
@@ -99,7 +103,7 @@ class KeywordSpotter:
         self._run = 0  # its length in steps
         self._run_fired = False  # whether the current run has already fired
         self._last_event = -(10**12)  # step of the last event
-        self._last_by_label = [-(10**12)] * n_labels  # step of each label's last event
+        self._top, self._top_steps = -1, 0  # the top label and for how many steps it has been on top
 
     def update(self, out: StreamOutput) -> list[Detection]:
         """Consume the next steps of the stream; return the events they trigger, in order."""
@@ -115,6 +119,8 @@ class KeywordSpotter:
         events = []
         for i, (label, ok, p) in enumerate(zip(top.tolist(), supports.tolist(), score.tolist(), strict=True)):
             step = out.start + i
+            self._top_steps = self._top_steps + 1 if label == self._top else 1
+            self._top = label
             if not ok:
                 self._run_label, self._run, self._run_fired = -1, 0, False
                 continue
@@ -122,10 +128,10 @@ class KeywordSpotter:
                 self._run_label, self._run, self._run_fired = label, 0, False
             self._run += 1
             rested = step - self._last_event >= self.refractory
-            rested = rested and step - self._last_by_label[label] >= self.repeat
-            if self._run >= self.min_steps and not self._run_fired and rested:
+            prompt = self.onset is None or self._top_steps - self._run <= self.onset  # not a late creep
+            if self._run >= self.min_steps and not self._run_fired and rested and prompt:
                 events.append(Detection(self.labels[label], float(out.ready_seconds[i]), p, step))
-                self._run_fired, self._last_event, self._last_by_label[label] = True, step, step
+                self._run_fired, self._last_event = True, step
         self._seen = out.end
         return events
 

@@ -82,25 +82,24 @@ def test_refractory_time_suppresses_close_events():
     probs = _scores(
         [("yes", 10, 0.9), ("_silence_", 10, 0.9), ("no", 10, 0.9), ("_silence_", 40, 0.9), ("yes", 10, 0.9)]
     )
-    fast = dict(smooth_ms=20, min_ms=20, repeat_ms=0)
+    fast = dict(smooth_ms=20, min_ms=20)
     assert [e.step for e in _spot(probs, refractory_ms=300, **fast)] == [0, 20, 70]
     assert [e.step for e in _spot(probs, refractory_ms=600, **fast)] == [0, 70]
     # A run that outlasts the refractory time still fires only once.
     assert len(_spot(_scores([("yes", 200, 0.9)]), min_ms=20, refractory_ms=100)) == 1
 
 
-def test_the_same_keyword_waits_the_repeat_time_others_only_the_refractory_time():
-    # "yes" dips and comes back 0.6 s later, as a word sliding out of the pooling window does.
-    probs = _scores([("yes", 10, 0.9), ("_silence_", 20, 0.9), ("yes", 10, 0.9), ("no", 10, 0.9)])
-    assert [e.step for e in _spot(probs, smooth_ms=20, min_ms=20, refractory_ms=300, repeat_ms=0)] == [
-        0,
-        30,
-        45,
-    ]
-    events = _spot(probs, smooth_ms=20, min_ms=20, refractory_ms=300, repeat_ms=1500)
-    assert [(e.keyword, e.step) for e in events] == [("yes", 0), ("no", 40)]
-    with pytest.raises(SpeechRNNError, match="repeat_ms"):
-        KeywordSpotter(LABELS, STEP, SpotterConfig(repeat_ms=-1))
+def test_a_keyword_that_creeps_over_the_threshold_late_does_not_fire():
+    # "yes" is on top but unsure for 0.6 s, then rises: a word sliding out of the window, not a new word.
+    late = _scores([("_silence_", 10, 0.9), ("yes", 30, 0.6), ("yes", 10, 0.9)])
+    assert _spot(late, smooth_ms=20, min_ms=20, onset_ms=500) == []
+    assert [e.step for e in _spot(late, smooth_ms=20, min_ms=20, onset_ms=None)] == [40]
+    prompt = _scores([("_silence_", 10, 0.9), ("yes", 20, 0.6), ("yes", 10, 0.9)])  # 0.4 s: in time
+    assert [e.step for e in _spot(prompt, smooth_ms=20, min_ms=20, onset_ms=500)] == [30]
+    # A keyword that is top and above the threshold for a long time still fires once, at its start.
+    assert [e.step for e in _spot(_scores([("yes", 100, 0.9)]), smooth_ms=20, min_ms=20)] == [0]
+    with pytest.raises(SpeechRNNError, match="onset_ms"):
+        KeywordSpotter(LABELS, STEP, SpotterConfig(onset_ms=-1))
 
 
 def test_smoothing_removes_a_short_spike():
