@@ -139,3 +139,20 @@ def test_evaluation_scores_streams_step_by_step(corpus):
     result = evaluate_model(model, streams, batch_size=4, chunk=5, lookahead=4, progress_bar=False)
     assert result["n"] == 0 and result["stream_steps"] > 0  # streams have no clip label, only step targets
     assert 0.0 <= result["stream_accuracy"] <= 1.0 and result["stream_loss"] > 0
+
+
+def test_a_corpus_without_word_times_uses_where_the_sound_is(fake_corpus, tmp_path):
+    """The real Speech Commands has no clips.jsonl: a clip's word is its loud part."""
+    import shutil
+
+    root = tmp_path / "plain"
+    shutil.copytree(fake_corpus, root, ignore=shutil.ignore_patterns("_meta_"))
+    corpus = scan_corpus(root)
+    labels = task_labels(corpus, "12")
+    streams = TrainingStreams(corpus, labels, StreamConfig(per_epoch=10, fragment_prob=0.0), seed=0)
+    for ex in (streams[i] for i in range(10)):
+        audio = ex.audio.numpy()
+        assert ex.spans and ex.has_text
+        for sp in ex.spans:
+            inside = audio[int(sp.start * 16000) : int(sp.end * 16000)]
+            assert np.sqrt(np.mean(inside**2)) > 0.05  # the span holds the word's sound
