@@ -2,6 +2,8 @@
 
 Every batch draws a latency setting: full context (chunk None) or a chunk of a few encoder steps with a
 look-ahead, so one checkpoint serves offline transcription and live streaming (WeNet U2's dynamic chunks).
+Each epoch also holds training streams (`streams.py`: clips end to end, always run chunked) whose label
+head is trained at every step as the live spotter reads it, next to CTC on their transcript.
 
 Determinism and exact resume: the data order comes from (seed, epoch), augmentation from (seed, epoch,
 item), and each step's chunk choice, SpecAugment masks and dropout from (seed, step), so a run resumed from a
