@@ -382,9 +382,9 @@ def markdown(results: dict) -> str:
         f"| latency from word end, median / p90 | {a['latency_median_ms']} / {a['latency_p90_ms']} ms "
         f"| median {TARGETS['latency_median_ms']} ms |",
         "",
-        f"Accuracy stream: {a['stream_seconds']:g} s from the {a.get('split', 'test')} split of `{a['data']}` ({clips['words']} "
-        f"words, {clips['phrases']} phrases, {clips['unknown']} unknown words: {a['words']} command words "
-        f"spoken), noise at {a['snr_db']:g} dB SNR, match tolerance {a['tolerance_ms']:g} ms after the word "
+        f"Accuracy stream: {a['stream_seconds']:g} s from the {a.get('split', 'test')} split of "
+        f"`{a['data']}` ({clips['words']} words, {clips['phrases']} phrases, {clips['unknown']} unknown "
+        f"words: {a['words']} command words spoken), noise at {a['snr_db']:g} dB SNR, match tolerance {a['tolerance_ms']:g} ms after the word "
         f"end; chunk {a['chunk_ms']:g} ms + look-ahead {a['lookahead_ms']:g} ms; spotter {a['spotter']}.",
         "",
         "| threshold | correct % | wrong % | false pos. % | false alarms / h | latency median ms |",

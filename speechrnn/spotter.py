@@ -7,7 +7,8 @@ minimum number of consecutive steps. After an event nothing fires for the refrac
 of steps never fires twice. A keyword must also reach the threshold soon after it became the top label
 (`onset_ms`): a word stays in the label head's one-second window after it is spoken, and a word that was
 top but uncertain can creep over the threshold as its beginning slides out of the window, most of a second
-late. On validation-voice streams those late events were a third of the false positives. `_silence_` and `_unknown_` never fire, but as top labels they block the others.
+late. On validation-voice streams those late events were a third of the false positives. `_silence_` and
+`_unknown_` never fire, but as top labels they block the others.
 
 User parameters are milliseconds, converted to steps once. Decisions are made step by step with carried
 state, so the events do not depend on how the stream was cut into chunks.

@@ -11,7 +11,7 @@ Every encoder step of a stream gets a target for the label head *pooled over the
 which is exactly what the spotter thresholds (`model.windowed_labels`). The target is the most recently
 finished word while it is in the window; `_unknown_` while only an unfinished word (or a fragment) has been
 heard; `_silence_` when the window holds no speech; and no target (ignored) in the moments when the answer
-is changing: the last `settle_s` of a word, and while a finished word is sliding out of the window.
+is changing: the last `SETTLE_S` of a word, and while a finished word is sliding out of the window.
 """
 
 from __future__ import annotations
@@ -33,11 +33,16 @@ from .words import SILENCE, UNKNOWN
 IGNORE = -100  # target of steps without one (`cross_entropy(ignore_index=IGNORE)`)
 _STREAM_SEED = 2  # third word of the seed: streams, apart from the word dataset's item streams
 _FADE = SAMPLE_RATE // 100  # 10 ms fade at the cut of a fragment, so the cut does not click
+# Where the step targets change (seconds). Constants, not `StreamConfig` fields: the targets are computed in
+# the loss from the spans alone, whatever settings made the stream.
+SETTLE_S = 0.15  # no target over a word's last SETTLE_S: the decision is being made
+SLACK_S = 0.1  # a finished word counts as in the window if it starts at most this much before it
+TAIL_S = 0.15  # once no more than this much of a sliding-out word is left, it no longer counts
 
 
 @dataclass(frozen=True)
 class StreamConfig:
-    """How training streams are put together, and where their step targets change."""
+    """How training streams are put together."""
 
     per_epoch: int = 2000  # streams added to every training epoch
     clips: tuple[int, int] = (2, 4)  # clips per stream (inclusive range)
@@ -52,9 +57,6 @@ class StreamConfig:
     speed_prob: float = 0.5  # chance of a per-clip speed change (its word times are scaled with it)
     speed_range: tuple[float, float] = (0.85, 1.15)
     gain_db: float = 6.0  # per-clip level change, either way
-    settle_s: float = 0.15  # no target over a word's last `settle_s`: the decision is being made
-    slack_s: float = 0.1  # a finished word counts as in the window if it starts at most this much before it
-    tail_s: float = 0.15  # once no more than this much of a sliding-out word is left, it no longer counts
 
     def __post_init__(self) -> None:
         lo, hi = self.clips
@@ -84,7 +86,6 @@ def step_targets(
     window_s: float,
     silence: int,
     unknown: int,
-    config: StreamConfig = StreamConfig(),
 ) -> torch.Tensor:
     """Target label of the window ending at each step (see the module docstring), or `IGNORE`.
 
@@ -106,12 +107,12 @@ def step_targets(
     label = torch.tensor([sp.label for sp in spans], dtype=torch.long)
     begin = now - window_s  # window start at each step
     speaking = (s < now) & (now < e)
-    settling = (speaking & (now >= e - config.settle_s)).any(dim=1)
+    settling = (speaking & (now >= e - SETTLE_S)).any(dim=1)
     done = (e <= now) & (e > begin)
     latest = torch.where(done, e, torch.tensor(float("-inf"), dtype=torch.float64)).argmax(dim=1)
     has_latest = done.any(dim=1)
-    inside = s[0, latest] >= begin[:, 0] - config.slack_s
-    lingering = e[0, latest] - begin[:, 0] > config.tail_s
+    inside = s[0, latest] >= begin[:, 0] - SLACK_S
+    lingering = e[0, latest] - begin[:, 0] > TAIL_S
     targets[speaking.any(dim=1)] = unknown
     targets[has_latest & ~inside & lingering] = IGNORE
     targets = torch.where(has_latest & inside, label[latest], targets)

@@ -11,17 +11,25 @@ from speechrnn.errors import SpeechRNNError
 from speechrnn.evaluate import evaluate_model
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.speechcommands import NO_LABEL, collate, scan_corpus, task_labels
-from speechrnn.streams import IGNORE, LabelSpan, StreamConfig, TrainingStreams, step_targets
+from speechrnn.streams import (
+    IGNORE,
+    SETTLE_S,
+    SLACK_S,
+    TAIL_S,
+    LabelSpan,
+    StreamConfig,
+    TrainingStreams,
+    step_targets,
+)
 from speechrnn.train import TrainConfig, compute_loss
 
 SIL, UNK, GO, STOP = 0, 1, 2, 3
 STEP = 0.02
 ENDS = torch.arange(250) * STEP  # 5 s of steps, step k has heard k * 20 ms
-CFG = StreamConfig()
 
 
 def targets(*spans: LabelSpan) -> torch.Tensor:
-    return step_targets(spans, ENDS, 1.0, SIL, UNK, CFG)
+    return step_targets(spans, ENDS, 1.0, SIL, UNK)
 
 
 def at(t: torch.Tensor, seconds: float) -> int:
@@ -36,11 +44,11 @@ def test_a_word_is_unknown_while_spoken_ignored_as_it_ends_then_itself_until_it_
     t = targets(LabelSpan(1.0, 1.5, GO))
     assert at(t, 0.9) == SIL
     assert at(t, 1.1) == UNK  # only its beginning heard: "for-" could become "forward"
-    assert at(t, 1.5 - CFG.settle_s / 2) == IGNORE  # the decision is being made
+    assert at(t, 1.5 - SETTLE_S / 2) == IGNORE  # the decision is being made
     assert at(t, 1.52) == GO
-    assert at(t, 2.0 + CFG.slack_s - 0.02) == GO  # the whole word still in the window (with slack)
+    assert at(t, 2.0 + SLACK_S - 0.02) == GO  # the whole word still in the window (with slack)
     assert at(t, 2.3) == IGNORE  # sliding out of the window
-    assert at(t, 2.5 + 1 - CFG.tail_s + 0.04) == SIL  # only its tail left
+    assert at(t, 2.5 + 1 - TAIL_S + 0.04) == SIL  # only its tail left
     assert at(t, 4.0) == SIL
 
 
@@ -91,7 +99,7 @@ def test_stream_items_are_unlabelled_and_their_words_are_where_the_sound_is(corp
             assert 0 <= sp.label < len(labels)
             mask[int(sp.start * 16000) : int(sp.end * 16000)] = True
         assert ex.has_text and len(ex.text.split()) == len(ex.spans)  # one transcript word per span
-        named = [w for w in ex.text.split()]
+        named = ex.text.split()
         assert [labels[sp.label] for sp in ex.spans] == [w if w in labels else "_unknown_" for w in named]
         inside += float(np.sum(audio[mask] ** 2))
         outside += float(np.sum(audio[~mask] ** 2))
