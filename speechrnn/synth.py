@@ -64,7 +64,7 @@ class Preset:
 PRESETS = {
     "tiny": Preset(KWS12_WORDS, 8, 20, 10, 4, 30, 5.0),
     "small": Preset(WORDS_V2, 60, 400, 300, 40, 160, 30.0),
-    "default": Preset(WORDS_V2, 550, 4000, 3000, 300, 900, 60.0),
+    "default": Preset(WORDS_V2, 550, 5000, 3000, 300, 900, 60.0),
 }
 
 
@@ -124,6 +124,21 @@ UNKNOWN_WORDS = tuple(
     today tomorrow tooth towel train travel trouble truck uncle under usually vacation valley village
     violin voice wait walk wall warm water weather wedding week welcome window winter woman wonder wood
     world yellow young
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
+
+# Near misses of the 35 command words: they share most of a command word's sound (night/right, mine/nine,
+# sick/six, head/bed) yet are other words. The live spotter's false alarms came from words like these.
+CONFUSABLE_WORDS = tuple(
+    """
+    head fed bend word third heard burst bat cap cast kit fog log dock dig gown brown round sound drown hate
+    weight bait hive dive wife alive hollow swallow fellow toward award coward floor door pour more goat grow
+    show though hobby happen puppy mouse blouse turn lane fern theft loft lest laughed marvel martin carving
+    mine line pine night nice nail nose note often cloth golf gone john upon honest run fun done none wand
+    white ride rice wide ripe heaven several oven sheet shield cheetah shiver sick fix mix sticks sits kicks
+    socks top stuff stock drop stamp thread threat thrill trip treat true tray tune tool tomb pup hop upper
+    usual vision visit cow vow owl allow vowel yeast mess less chess zebra arrow zoo sierra backyard awkward
+    backpack
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
@@ -202,7 +217,7 @@ def _contains_command(text: str, words: tuple[str, ...]) -> bool:
 
 def unknown_words(words: tuple[str, ...]) -> list[str]:
     """The `_unknown_` vocabulary for a set of command words."""
-    return [w for w in UNKNOWN_WORDS if not _contains_command(w, words)]
+    return [w for w in UNKNOWN_WORDS + CONFUSABLE_WORDS if not _contains_command(w, words)]
 
 
 def sentences(words: tuple[str, ...], count: int, rng: np.random.Generator) -> list[str]:

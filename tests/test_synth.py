@@ -229,6 +229,7 @@ def test_cli_help():
         voices.Voice("espeak", "en-gb-scotland", "m3", pitch=50),
         voices.Voice("flite", "slt", pitch=180),
         voices.Voice("festival", "kal_diphone", pitch=110),
+        voices.Voice("festival", "ked_diphone", pitch=100),
         voices.Voice("festival", "cmu_us_slt_arctic_hts"),
     ],
     ids=lambda v: v.base,
@@ -240,6 +241,20 @@ def test_each_engine_speaks(voice):
     assert rate >= 16000 and audio.dtype == np.float32
     assert np.sqrt(np.mean(audio**2)) > 1e-3
     np.testing.assert_array_equal(audio, again)  # reproducible, Piper's sampling noise included
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("name", sorted(voices.FESTIVAL_DIPHONE))
+def test_diphone_voices_take_the_target_pitch(name):
+    if "festival" not in voices.available_engines():
+        pytest.skip("festival is not installed")
+    import librosa
+
+    for target in (95.0, 140.0):
+        voice = voices.Voice("festival", name, rate=0.9, pitch=target)
+        ((audio, rate),) = voices.Synthesizer().synthesize(voice, ["go forward nine"], [1])
+        f0, _, _ = librosa.pyin(audio.astype(np.float64), fmin=60, fmax=300, sr=rate)
+        assert abs(np.nanmedian(f0) / target - 1) < 0.12, (target, np.nanmedian(f0))
 
 
 def test_missing_engines_degrade(monkeypatch):
@@ -261,6 +276,7 @@ def test_speaker_ids_and_splits():
     assert v.speaker_id != voices.Voice("espeak", "en-us", "f2", rate=1.1, pitch=40, warp=1.06).speaker_id
     assert voices.Voice("flite", "rms").split == "testing"
     assert voices.Voice("festival", "kal_diphone").split == "testing"
+    assert voices.Voice("festival", "ked_diphone").split == "train"  # the second male diphone voice
     held = voices.held_out_bases()
     engines = {b.split(":")[0] for b in held["testing"]}
     assert engines == set(voices.ENGINES)  # every engine has unseen test speakers
@@ -272,6 +288,7 @@ def test_texts_avoid_command_words():
     assert len(unknown) >= 250 and not set(unknown) & set(WORDS_V2)
     for near in ("to", "too", "know", "for", "write", "of"):
         assert near not in unknown
+    assert set(synth.CONFUSABLE_WORDS) <= set(unknown)  # none is silently dropped as a command's homophone
     texts = synth.sentences(WORDS_V2, 100, np.random.default_rng(0))
     assert len(texts) == 100
     for text in texts:
