@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechrnn import noise, synth, voices
+from speechrnn import noise, synth, texts, voices
 from speechrnn.errors import SpeechRNNError
 from speechrnn.words import KWS12_WORDS, WORDS_V2
 
@@ -284,14 +284,14 @@ def test_speaker_ids_and_splits():
 
 
 def test_texts_avoid_command_words():
-    unknown = synth.unknown_words(WORDS_V2)
+    unknown = texts.unknown_words(WORDS_V2)
     assert len(unknown) >= 250 and not set(unknown) & set(WORDS_V2)
     for near in ("to", "too", "know", "for", "write", "of"):
         assert near not in unknown
-    assert set(synth.CONFUSABLE_WORDS) <= set(unknown)  # none is silently dropped as a command's homophone
-    texts = synth.sentences(WORDS_V2, 100, np.random.default_rng(0))
-    assert len(texts) == 100
-    for text in texts:
+    assert set(texts.CONFUSABLE_WORDS) <= set(unknown)  # none is silently dropped as a command's homophone
+    said = texts.sentences(WORDS_V2, 100, np.random.default_rng(0))
+    assert len(said) == 100
+    for text in said:
         assert not set(text.split()) & (set(WORDS_V2) | {"to", "for", "of", "know", "write"}), text
 
 
