@@ -138,7 +138,7 @@ def plot_confusion(result: dict, path: str | os.PathLike) -> None:
     labels = result["labels"]
     size = max(6, 0.3 * len(labels))
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_xlabel("predicted")
