@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechrnn import noise, synth, texts, voices
+from speechrnn import noise, synth, voices
 from speechrnn.errors import SpeechRNNError
 from speechrnn.words import KWS12_WORDS, WORDS_V2
 
@@ -281,18 +281,6 @@ def test_speaker_ids_and_splits():
     engines = {b.split(":")[0] for b in held["testing"]}
     assert engines == set(voices.ENGINES)  # every engine has unseen test speakers
     assert not set(held["testing"]) & set(held["validation"])
-
-
-def test_texts_avoid_command_words():
-    unknown = texts.unknown_words(WORDS_V2)
-    assert len(unknown) >= 250 and not set(unknown) & set(WORDS_V2)
-    for near in ("to", "too", "know", "for", "write", "of"):
-        assert near not in unknown
-    assert set(texts.CONFUSABLE_WORDS) <= set(unknown)  # none is silently dropped as a command's homophone
-    said = texts.sentences(WORDS_V2, 100, np.random.default_rng(0))
-    assert len(said) == 100
-    for text in said:
-        assert not set(text.split()) & (set(WORDS_V2) | {"to", "for", "of", "know", "write"}), text
 
 
 def test_noises():
