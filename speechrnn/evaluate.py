@@ -69,7 +69,7 @@ def evaluate_model(
             n += int(labelled.sum())
             pred = logits.argmax(-1)
             confusion.index_put_((truth.cpu(), pred.cpu()), torch.ones_like(truth.cpu()), accumulate=True)
-        streams = [i for i, spans in enumerate(batch.spans) if spans]
+        streams = batch.stream_rows
         if streams:
             pooled, targets = windowed_targets(model, out, batch.spans, streams)
             keep = targets != IGNORE

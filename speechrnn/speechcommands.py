@@ -456,6 +456,11 @@ class Batch:
     texts: tuple[str, ...] = ()  # transcript of each item ('' where unknown)
     spans: tuple[tuple, ...] = ()  # per item: its `streams.LabelSpan`s (empty but for training streams)
 
+    @property
+    def stream_rows(self) -> list[int]:
+        """Rows that are training streams (those with step targets)."""
+        return [i for i, spans in enumerate(self.spans) if spans]
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """The same batch with every tensor on `device`."""
         return self._map(lambda t: t.to(device, non_blocking=non_blocking))

@@ -202,7 +202,7 @@ def compute_loss(
     full_context = torch.rand((), generator=g).item() < cfg.full_context_prob
     chunk = cfg.chunk_steps[int(torch.randint(len(cfg.chunk_steps), (), generator=g))]
     lookahead = cfg.lookahead_steps[int(torch.randint(len(cfg.lookahead_steps), (), generator=g))]
-    streams = [i for i, spans in enumerate(batch.spans) if spans]
+    streams = batch.stream_rows
     if full_context and not streams:  # streams always run as the live recogniser runs them
         chunk, lookahead = None, 0
     out, _ = model(feats, lengths, chunk=chunk, lookahead=lookahead)
