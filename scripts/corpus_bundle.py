@@ -6,7 +6,8 @@ A rented GPU is often reachable only by copying files, under a size limit. The d
 times in `_meta_/clips.jsonl`) and stored as Opus at about 24 kbit/s, and the test split stays behind (it is
 scored where the corpus was built). Unpacking writes every WAV back at its full length with the speech at
 its old place, so the word times stay true; the split lists and `_meta_/` come along, and `testing_list.txt`
-is empty unless the test split was packed. Unpacking needs only numpy and soundfile.
+is empty unless the test split was packed. Packing runs where speechrnn is installed; unpacking needs only
+numpy and soundfile.
 
     python scripts/corpus_bundle.py pack data/synth-default /tmp/corpus.tgz
     python scripts/corpus_bundle.py unpack /tmp/corpus.tgz /tmp/corpus        # on the other machine
@@ -28,22 +29,9 @@ import numpy as np
 import soundfile as sf
 
 INDEX = "_bundle_/index.json"  # clip path -> [offset of the kept samples, full length]
-CARRIED = ("validation_list.txt", "_meta_/clips.jsonl", "_meta_/voices.json", "_meta_/build.json")
 MARGIN_S = 0.12  # kept around the speech
 LEVEL = 0.94  # libsndfile's Opus compression level: 0.94 is about 24 kbit/s at 16 kHz
 CHUNK = 64  # clips per worker task
-
-
-def _word_spans(root: Path) -> dict[str, tuple[float, float]]:
-    """Clip path -> (first word start, last word end) in seconds, where clips.jsonl knows them."""
-    spans = {}
-    meta = root / "_meta_" / "clips.jsonl"
-    if meta.exists():
-        for line in meta.read_text().splitlines():
-            record = json.loads(line)
-            if record.get("words"):
-                spans[record["path"]] = (record["words"][0]["start"], record["words"][-1]["end"])
-    return spans
 
 
 def _encode(job: tuple[str, str, tuple[float, float] | None, float]) -> tuple[str, int, int, bytes]:
@@ -67,15 +55,20 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def pack(root: str | os.PathLike, out: str | os.PathLike, *, with_test: bool = False, level: float = LEVEL,
          jobs: int | None = None) -> dict:  # fmt: skip
     """Write the bundle of corpus `root` to `out` (a .tgz); returns counts and sizes."""
+    from speechrnn.speechcommands import META_FILE, TESTING_LIST, VALIDATION_LIST, _read_meta
+
     root = Path(root)
-    if not (root / "validation_list.txt").exists():
-        raise SystemExit(f"{root} is not a corpus in Speech Commands layout (no validation_list.txt)")
-    test = set() if with_test else set((root / "testing_list.txt").read_text().split())
-    spans = _word_spans(root)
+    if not (root / VALIDATION_LIST).exists():
+        raise SystemExit(f"{root} is not a corpus in Speech Commands layout (no {VALIDATION_LIST})")
+    testing = (root / TESTING_LIST).read_text() if (root / TESTING_LIST).exists() else ""
+    test = set() if with_test else set(testing.split())
+    words = {path: r["words"] for path, r in _read_meta(root / META_FILE).items() if r.get("words")}
     rels = sorted(str(p.relative_to(root)) for p in root.rglob("*.wav"))
     rels = [r for r in rels if r not in test]
-    background = [r for r in rels if r.startswith("_background_noise_/")]  # noise is kept whole
-    jobs_list = [(str(root), r, None if r in background else spans.get(r), level) for r in rels]
+    jobs_list = [
+        (str(root), r, (words[r][0]["start"], words[r][-1]["end"]) if r in words else None, level)
+        for r in rels
+    ]  # background noise has no word times, so it is kept whole
     index = {}
     with tarfile.open(out, "w:gz") as tar, ProcessPoolExecutor(jobs or os.cpu_count()) as pool:
         for done, (rel, offset, total, data) in enumerate(pool.map(_encode, jobs_list, chunksize=CHUNK), 1):
@@ -83,9 +76,10 @@ def pack(root: str | os.PathLike, out: str | os.PathLike, *, with_test: bool = F
             index[rel] = [offset, total]
             if done % 2000 == 0 or done == len(jobs_list):
                 print(f"pack: {done}/{len(jobs_list)} clips", file=sys.stderr, flush=True)
-        for name in CARRIED + (("testing_list.txt",) if with_test else ()):
+        for name in (VALIDATION_LIST, META_FILE, "_meta_/voices.json", "_meta_/build.json"):
             if (root / name).exists():
                 tar.add(root / name, name)
+        _add_bytes(tar, TESTING_LIST, (testing if with_test else "").encode())  # empty: the test split stayed
         _add_bytes(tar, INDEX, json.dumps(index).encode())
     wav_bytes = sum((root / r).stat().st_size for r in rels)
     return {"clips": len(rels), "left_out_test": len(test), "wav_mb": wav_bytes / 1e6,
@@ -103,31 +97,23 @@ def _decode(job: tuple[str, str, bytes, int, int]) -> None:
     sf.write(path, full, rate, subtype="PCM_16")
 
 
-def _jobs(tar: tarfile.TarFile, dest: Path, index: dict):
-    """Decode jobs for the clips; other members are written as they come."""
-    for member in tar:
-        if not member.isfile() or member.name == INDEX:
-            continue
-        data = tar.extractfile(member).read()
-        if member.name.endswith(".opus"):
-            rel = member.name[: -len(".opus")] + ".wav"
-            yield str(dest), rel, data, *index[rel]
-        else:
-            (dest / member.name).parent.mkdir(parents=True, exist_ok=True)
-            (dest / member.name).write_bytes(data)
-
-
 def unpack(bundle: str | os.PathLike, dest: str | os.PathLike, *, jobs: int | None = None) -> int:
     """Write the corpus in `bundle` under `dest`; returns the number of clips."""
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(bundle, "r:gz") as tar:
-        index = json.loads(tar.extractfile(INDEX).read())
-    with tarfile.open(bundle, "r:gz") as tar, ProcessPoolExecutor(jobs or os.cpu_count()) as pool:
-        for _ in pool.map(_decode, _jobs(tar, dest, index), chunksize=CHUNK):
+    with tarfile.open(bundle, "r:gz") as tar:  # one pass: the index is the last member
+        members = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+    index = json.loads(members.pop(INDEX))
+    clips = []
+    for name, data in members.items():
+        if name.endswith(".opus"):
+            rel = name[: -len(".opus")] + ".wav"
+            clips.append((str(dest), rel, data, *index[rel]))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(data)
+    with ProcessPoolExecutor(jobs or os.cpu_count()) as pool:
+        for _ in pool.map(_decode, clips, chunksize=CHUNK):
             pass
-    if not (dest / "testing_list.txt").exists():
-        (dest / "testing_list.txt").write_text("")  # the test split stayed behind
     return len(index)
 
 

@@ -1,9 +1,9 @@
 """The texts of the synthetic corpus: the `_unknown_` vocabulary and the non-command sentences.
 
-Neither may hold a command word, a word starting with one, or a true homophone of one ("to" for "two",
-"write" for "right"), so that `_unknown_` and the sentences are never what a user would call a command. Near
-misses that only share most of a command word's sound (night/right) are wanted: they teach the label head
-where a command word ends.
+Neither may hold a command word, a word starting with one, or a near-homophone of one ("to" for "two",
+"write" for "right", "lift" for "left"), so that `_unknown_` and the sentences are never what a user would
+call a command. Near misses that differ by a whole sound (night/right, sick/six) are wanted: they teach the
+label head where a command word ends.
 """
 
 from __future__ import annotations

@@ -57,6 +57,11 @@ def test_round_trip_keeps_layout_lengths_and_word_places(bundle_tool, fake_corpu
         assert not copy[: max(0, lo - margin)].any()  # only the speech and its margin were kept
         checked += 1
     assert checked >= 20
+    noises = sorted((out / "_background_noise_").glob("*.wav"))
+    assert noises
+    for path in noises:  # no word times: kept whole
+        copy, rate = sf.read(path, dtype="float32")
+        assert np.abs(copy[: rate // 10]).max() > 0 and np.abs(copy[-rate // 10 :]).max() > 0
 
 
 def test_with_test_packs_everything(bundle_tool, fake_corpus, tmp_path):
