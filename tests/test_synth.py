@@ -227,6 +227,9 @@ def test_cli_help():
     [
         voices.Voice("piper", "joe"),
         voices.Voice("espeak", "en-gb-scotland", "m3", pitch=50),
+        voices.Voice("mbrola", "us2", pitch=40),
+        voices.Voice("mbrola", "de4", rate=0.9, pitch=60),  # a German speaking English
+        voices.Voice("pico", "en-US", pitch=90),
         voices.Voice("flite", "slt", pitch=180),
         voices.Voice("festival", "kal_diphone", pitch=110),
         voices.Voice("festival", "ked_diphone", pitch=100),
@@ -257,12 +260,41 @@ def test_diphone_voices_take_the_target_pitch(name):
         assert abs(np.nanmedian(f0) / target - 1) < 0.12, (target, np.nanmedian(f0))
 
 
+def _median_f0(audio: np.ndarray, rate: int) -> float:
+    import librosa
+
+    f0, _, _ = librosa.pyin(audio.astype(np.float64), fmin=60, fmax=400, sr=rate)
+    return float(np.nanmedian(f0))
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize(
+    "voice", [voices.Voice("mbrola", "us1"), voices.Voice("pico", "en-US")], ids=lambda v: v.base
+)
+def test_rate_and_pitch_reach_mbrola_and_pico(voice):
+    if voice.engine not in voices.available_engines():
+        pytest.skip(f"{voice.engine} is not installed")
+    low, high = {"mbrola": (25.0, 75.0), "pico": (80.0, 125.0)}[voice.engine]
+
+    def say(rate: float, pitch: float) -> tuple[np.ndarray, int]:
+        v = voices.Voice(voice.engine, voice.name, rate=rate, pitch=pitch)
+        return voices.Synthesizer().synthesize(v, ["go forward nine"], [1])[0]
+
+    (slow, rate), (fast, _) = say(0.8, low), say(1.2, low)
+    assert 1.2 < slow.size / fast.size < 1.8  # 1.5 asked; pauses and edges do not scale exactly
+    assert _median_f0(say(1.0, high)[0], rate) > 1.2 * _median_f0(say(1.0, low)[0], rate)
+
+
 def test_missing_engines_degrade(monkeypatch):
     real = voices.shutil.which
     monkeypatch.setattr(voices.shutil, "which", lambda b: None if b == "festival" else real(b))
     with pytest.warns(UserWarning, match="festvox"):
         found = voices.available_engines()
     assert "festival" not in found
+    monkeypatch.setattr(voices.shutil, "which", real)
+    monkeypatch.setattr(voices, "MBROLA_DIR", Path("/nonexistent"))
+    with pytest.warns(UserWarning, match="mbrola-us1"):
+        assert "mbrola" not in voices.available_engines()
     monkeypatch.setattr(voices.shutil, "which", lambda b: None)
     monkeypatch.setitem(sys.modules, "piper", None)
     with pytest.raises(SpeechRNNError, match="espeak-ng"), pytest.warns(UserWarning):
@@ -277,6 +309,9 @@ def test_speaker_ids_and_splits():
     assert voices.Voice("flite", "rms").split == "testing"
     assert voices.Voice("festival", "kal_diphone").split == "testing"
     assert voices.Voice("festival", "ked_diphone").split == "train"  # the second male diphone voice
+    assert voices.Voice("mbrola", "us3").split == "validation"  # choosing a model hears a diphone man
+    assert voices.Voice("mbrola", "en1").split == voices.Voice("pico", "en-GB").split == "testing"
+    assert voices.Voice("mbrola", "us2").split == voices.Voice("pico", "en-US").split == "train"
     held = voices.held_out_bases()
     engines = {b.split(":")[0] for b in held["testing"]}
     assert engines == set(voices.ENGINES)  # every engine has unseen test speakers
