@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import speechrnn.train as train_module
-from speechrnn.checkpoint import load_model, read_checkpoint, save_checkpoint
+from speechrnn.checkpoint import average_checkpoints, load_model, read_checkpoint, save_checkpoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.speechcommands import SpeechCommandsDataset, collate
@@ -75,6 +75,34 @@ def test_checkpoint_round_trip(tmp_path):
     b, _ = loaded(feats, torch.tensor([30]))
     torch.testing.assert_close(a.ctc_log_probs, b.ctc_log_probs)
     assert torch.load(tmp_path / "x.pt", weights_only=True)["info"] == {"note": "hi"}
+
+
+def test_average_checkpoints_means_the_weights_and_refuses_other_models(tmp_path):
+    models = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        models.append(Recognizer(replace(TINY, n_labels=3), ("a", "b", "c")))
+        models[-1].feat_mean.copy_(torch.arange(40.0))  # one normalisation, as fine-tunes of one model share
+        save_checkpoint(tmp_path / f"{seed}.pt", models[-1])
+    paths = [tmp_path / f"{seed}.pt" for seed in (1, 2, 3)]
+    run = subprocess.run(
+        [sys.executable, "scripts/average_checkpoints.py", *map(str, paths), "--out", str(tmp_path / "avg.pt")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    averaged = load_model(tmp_path / "avg.pt")
+    for name, value in averaged.state_dict().items():
+        expected = sum(m.state_dict()[name] for m in models) / 3
+        torch.testing.assert_close(value, expected, msg=name)
+    assert read_checkpoint(tmp_path / "avg.pt")["info"]["averaged_from"] == list(map(str, paths))
+
+    save_checkpoint(tmp_path / "other.pt", Recognizer(replace(TINY, n_labels=2), ("a", "b")))
+    with pytest.raises(SpeechRNNError, match="model_config differs"):
+        average_checkpoints([paths[0], tmp_path / "other.pt"])
+    models[0].feat_std.mul_(2)
+    save_checkpoint(tmp_path / "renormed.pt", models[0])
+    with pytest.raises(SpeechRNNError, match="feat_std differs"):
+        average_checkpoints([paths[1], tmp_path / "renormed.pt"])
 
 
 def test_resume_continues_exactly(fake_corpus, tmp_path, monkeypatch):
