@@ -24,6 +24,8 @@ from speechrnn.evaluate import evaluate_model
 from speechrnn.speechcommands import SpeechCommandsDataset
 from speechrnn.streaming import latency_steps
 
+ENGINE_NAMES = {"piper": "Piper neural voice", "espeak": "espeak-ng", "mbrola": "MBROLA", "pico": "SVOX Pico"}
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,6 +63,16 @@ def main() -> None:
     slim = {"config": train.get("config"), "progress": {k: v for k, v in train.get("progress", {}).items()}}
     save_checkpoint(args.out, model, train=slim, info=info)
     size_mb = Path(args.out).stat().st_size / 1e6
+    build = Path(args.data) / "_meta_" / "build.json"
+    used = json.loads(build.read_text())["engines"] if build.is_file() else []
+    engines = ", ".join(ENGINE_NAMES.get(e, e) for e in used) or "engines not recorded"
+    licence = (
+        "\n## Licence of the training voices\nThe corpus includes MBROLA voices, whose databases are free for "
+        "non-commercial, non-military use only;\nthat condition may bind this model too. A corpus built "
+        "without them (`SPEECHRNN_NONFREE=0 scripts/setup.sh`\non a fresh machine) gives a model free of it.\n"
+        if "mbrola" in used
+        else ""
+    )
     cfg = model.config
     card = Path(args.out).with_name("MODEL_CARD.md")
     card.write_text(
@@ -86,11 +98,11 @@ Measured with `speechrnn eval --data {args.data} --split test [--chunk-ms {args.
 on {platform.machine()} ({platform.processor() or "cpu"}).
 
 ## Limitations
-Trained only on synthetic speech (Piper neural voice, espeak-ng, flite, festival) with simulated rooms,
+Trained only on synthetic speech ({engines}) with simulated rooms,
 noise and channels. Accuracy on unseen *synthetic* voices is what the table measures; real people, accents
 and microphones are harder and will score lower. Retrain on your own recordings (`speechrnn train`) for
 anything that matters.
-"""
+{licence}"""
     )
     print(json.dumps(info, indent=1))
     print(f"wrote {args.out} ({size_mb:.1f} MB) and {card}")
