@@ -4,9 +4,10 @@ A `Voice` is one synthetic speaker: an engine, one of its voices, a variant, and
 sound like a different person (speaking rate, pitch, vocal-tract warp, Piper's sampling noise). Its
 `speaker_id` is a stable hash of all of that, so the same speaker gets the same id in every build.
 
-A `Synthesizer` turns a list of texts spoken by one voice into raw audio. It runs espeak-ng and flite as one
-short subprocess per text, festival as one process per batch (its start-up dominates), and Piper in-process
-with the noise of its two sampling steps supplied by the caller, so that output is reproducible.
+A `Synthesizer` turns a list of texts spoken by one voice into raw audio. It runs espeak-ng (MBROLA's voices
+too), Pico and flite as one short subprocess per text, festival as one process per batch (its start-up
+dominates), and Piper in-process with the noise of its two sampling steps supplied by the caller, so that
+output is reproducible.
 
 The held-out voices (validation and test speakers never heard in training) are fixed here, not drawn per
 build, so that every corpus built from this code measures the same unseen speakers.
@@ -36,12 +37,20 @@ ENGINE_SHARES = {  # of clips, per split
 ENGINE_BINARIES = {
     "espeak": "espeak-ng", "mbrola": "mbrola", "pico": "pico2wave", "flite": "flite", "festival": "festival",
 }  # fmt: skip
+
+# MBROLA diphone databases, spoken through espeak-ng (its `mb-*` voices): four English speakers and four
+# more whose own language gives them an accent. Diphone speech is what the held-out Kal is; before these,
+# training heard one male diphone speaker (Ked). Database -> (espeak-ng voice, share within mbrola).
+MBROLA_VOICES = {
+    "us1": ("mb-us1", 0.2), "us2": ("mb-us2", 0.2), "us3": ("mb-us3", 0.2), "en1": ("mb-en1", 0.15),
+    "de4": ("mb-de4-en", 0.1), "fr1": ("mb-fr1-en", 0.1), "nl2": ("mb-nl2-en", 0.1), "pl1": ("mb-pl1-en", 0.1),
+}  # fmt: skip
 MBROLA_DIR = Path("/usr/share/mbrola")  # where Debian's mbrola-* packages put the voice databases
 APT_PACKAGES = {
     "espeak": "espeak-ng",
     "mbrola": "espeak-ng mbrola "
-    + " ".join(f"mbrola-{db}" for db in ("us1", "us2", "us3", "en1", "de4", "fr1", "nl2", "pl1"))
-    + " (Debian contrib and non-free)",
+    + " ".join(f"mbrola-{db}" for db in MBROLA_VOICES)
+    + " (Debian contrib, non-free)",
     "pico": "libttspico-utils (Debian non-free)",
     "flite": "flite",
     "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
@@ -69,13 +78,6 @@ FESTIVAL_VOICES = {"cmu_us_slt_arctic_hts": 0.4, "ked_diphone": 0.4, "kal_diphon
 FESTIVAL_DIPHONE = frozenset({"kal_diphone", "ked_diphone"})  # pitch set through int_lr_params
 FLITE_F0 = {"awb": (90.0, 140.0), "rms": (85.0, 135.0), "kal16": (90.0, 140.0), "slt": (150.0, 230.0)}
 
-# MBROLA diphone databases, spoken through espeak-ng (its `mb-*` voices): four English speakers and four
-# more whose own language gives them an accent. Diphone speech is what the held-out Kal is; before these,
-# training heard one male diphone speaker (Ked). Database -> (espeak-ng voice, share within mbrola).
-MBROLA_VOICES = {
-    "us1": ("mb-us1", 0.2), "us2": ("mb-us2", 0.2), "us3": ("mb-us3", 0.2), "en1": ("mb-en1", 0.15),
-    "de4": ("mb-de4-en", 0.1), "fr1": ("mb-fr1-en", 0.1), "nl2": ("mb-nl2-en", 0.1), "pl1": ("mb-pl1-en", 0.1),
-}  # fmt: skip
 # SVOX Pico's two women (American, British); its speed and pitch are percentages set by markup.
 PICO_VOICES = ("en-US", "en-GB")
 

@@ -301,6 +301,14 @@ def test_missing_engines_degrade(monkeypatch):
         voices.available_engines()
 
 
+def test_setup_installs_every_voice_package():
+    setup = Path(__file__).parents[1].joinpath("scripts", "setup.sh").read_text()
+    apt = " ".join(voices.APT_PACKAGES[e] for e in voices.ENGINES if e != "piper")
+    wanted = set(re.sub(r"\(.*?\)", "", apt).split())  # without the remarks in brackets
+    missing = {p for p in wanted if not re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])", setup)}
+    assert not missing, f"scripts/setup.sh does not install {sorted(missing)}"
+
+
 def test_speaker_ids_and_splits():
     v = voices.Voice("espeak", "en-us", "f2", rate=1.1, pitch=40, warp=1.05)
     assert re.fullmatch(r"[0-9a-f]{8}", v.speaker_id)
