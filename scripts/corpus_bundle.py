@@ -56,6 +56,7 @@ def pack(root: str | os.PathLike, out: str | os.PathLike, *, with_test: bool = F
          jobs: int | None = None) -> dict:  # fmt: skip
     """Write the bundle of corpus `root` to `out` (a .tgz); returns counts and sizes."""
     from speechrnn.speechcommands import META_FILE, TESTING_LIST, VALIDATION_LIST, _read_meta
+    from speechrnn.synth import META_DIR
 
     root = Path(root)
     if not (root / VALIDATION_LIST).exists():
@@ -76,7 +77,7 @@ def pack(root: str | os.PathLike, out: str | os.PathLike, *, with_test: bool = F
             index[rel] = [offset, total]
             if done % 2000 == 0 or done == len(jobs_list):
                 print(f"pack: {done}/{len(jobs_list)} clips", file=sys.stderr, flush=True)
-        for name in (VALIDATION_LIST, META_FILE, "_meta_/voices.json", "_meta_/build.json"):
+        for name in (VALIDATION_LIST, META_FILE, f"{META_DIR}/voices.json", f"{META_DIR}/build.json"):
             if (root / name).exists():
                 tar.add(root / name, name)
         _add_bytes(tar, TESTING_LIST, (testing if with_test else "").encode())  # empty: the test split stayed

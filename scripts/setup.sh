@@ -24,6 +24,17 @@ APT_PACKAGES=(
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+missing_of() {  # sets `missing` to those of the packages given that are not installed
+    missing=()
+    local pkg
+    for pkg in "$@"; do
+        installed "$pkg" || missing+=("$pkg")
+    done
+}
+as_root() {  # run a command as root: directly when we are root, else through sudo
+    if ((EUID == 0)); then "$@"; else sudo "$@"; fi
+}
+apt_get() { as_root env DEBIAN_FRONTEND=noninteractive apt-get "$@"; }
 
 find_python() {
     local candidate
@@ -44,20 +55,12 @@ if [[ ! -x "$VENV/bin/python" ]] && ! "$PY" -c 'import ensurepip' 2>/dev/null; t
     APT_PACKAGES+=("python3-venv")
 fi
 
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-    installed "$pkg" || missing+=("$pkg")
-done
+missing_of "${APT_PACKAGES[@]}"
 if ((${#missing[@]})); then
-    SUDO=()
-    if ((EUID != 0)); then
-        command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install ${missing[*]} by hand"
-        SUDO=(sudo)
-    fi
+    ((EUID == 0)) || command -v sudo >/dev/null 2>&1 || die "not root and no sudo: install ${missing[*]} by hand"
     say "apt: installing ${missing[*]}"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_get update -qq
+    apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
     say "apt: all ${#APT_PACKAGES[@]} packages present"
 fi
@@ -68,15 +71,10 @@ fi
 # shipped model was trained with them. SPEECHRNN_NONFREE=0 skips this step.
 NONFREE_PACKAGES=(mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-de4 mbrola-fr1 mbrola-nl2 mbrola-pl1
     libttspico-utils)
-missing=()
-for pkg in "${NONFREE_PACKAGES[@]}"; do
-    installed "$pkg" || missing+=("$pkg")
-done
+missing_of "${NONFREE_PACKAGES[@]}"
 if [[ ${SPEECHRNN_NONFREE:-1} == 0 ]]; then
     say "apt: SPEECHRNN_NONFREE=0, not installing ${NONFREE_PACKAGES[*]}"
 elif ((${#missing[@]})); then
-    SUDO=()
-    ((EUID == 0)) || SUDO=(sudo)
     unknown=0  # a package apt has no candidate for: the components are not enabled yet
     for pkg in "${missing[@]}"; do
         apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [0-9]' || unknown=1
@@ -87,13 +85,12 @@ elif ((${#missing[@]})); then
             say "apt: enabling Debian's contrib and non-free components for ${VERSION_CODENAME}"
             printf '%s\n' "Types: deb" "URIs: http://deb.debian.org/debian" "Suites: ${VERSION_CODENAME}" \
                 "Components: contrib non-free" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" \
-                | "${SUDO[@]}" tee /etc/apt/sources.list.d/speechrnn-nonfree.sources >/dev/null
-            "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+                | as_root tee /etc/apt/sources.list.d/speechrnn-nonfree.sources >/dev/null
+            apt_get update -qq
         fi
     fi
     say "apt: installing ${missing[*]}"
-    if ! "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    if ! apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
         say "warning: could not install ${missing[*]}; speechrnn synth will run without mbrola and pico"
     fi
 else

@@ -23,6 +23,7 @@ from speechrnn.checkpoint import default_model_path, model_from_checkpoint, read
 from speechrnn.evaluate import evaluate_model
 from speechrnn.speechcommands import SpeechCommandsDataset
 from speechrnn.streaming import latency_steps
+from speechrnn.synth import META_DIR
 
 ENGINE_NAMES = {"piper": "Piper neural voice", "espeak": "espeak-ng", "mbrola": "MBROLA", "pico": "SVOX Pico"}
 
@@ -63,7 +64,7 @@ def main() -> None:
     slim = {"config": train.get("config"), "progress": {k: v for k, v in train.get("progress", {}).items()}}
     save_checkpoint(args.out, model, train=slim, info=info)
     size_mb = Path(args.out).stat().st_size / 1e6
-    build = Path(args.data) / "_meta_" / "build.json"
+    build = Path(args.data) / META_DIR / "build.json"
     used = json.loads(build.read_text())["engines"] if build.is_file() else []
     engines = ", ".join(ENGINE_NAMES.get(e, e) for e in used) or "engines not recorded"
     licence = (
