@@ -69,8 +69,9 @@ fi
 # MBROLA's diphone voices (free for non-commercial use) and SVOX Pico (Apache 2.0, in non-free for want of
 # its voice data's sources). `speechrnn synth` runs without them, with fewer people in the corpus; the
 # shipped model was trained with them. SPEECHRNN_NONFREE=0 skips this step.
-NONFREE_PACKAGES=(mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-de4 mbrola-fr1 mbrola-nl2 mbrola-pl1
-    libttspico-utils)
+NONFREE_PACKAGES=(mbrola libttspico-utils mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1
+    mbrola-af1 mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4 mbrola-de5 mbrola-de6 mbrola-fr1 mbrola-fr4 mbrola-gr2
+    mbrola-hu1 mbrola-nl2 mbrola-pl1 mbrola-ro1 mbrola-sw1 mbrola-sw2)
 missing_of "${NONFREE_PACKAGES[@]}"
 if [[ ${SPEECHRNN_NONFREE:-1} == 0 ]]; then
     say "apt: SPEECHRNN_NONFREE=0, not installing ${NONFREE_PACKAGES[*]}"

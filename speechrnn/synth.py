@@ -42,6 +42,8 @@ PHRASES_DIR = "_phrases_"
 SENTENCES_DIR = "_sentences_"
 META_DIR = "_meta_"
 PHRASE_LABEL = "_phrase_"
+UNSAYABLE = "unsayable"  # record key of a clip its voice cannot say whole (see `Synthesizer.synthesize`)
+UNSAYABLE_FILE = "unsayable.jsonl"  # in META_DIR: those clips, left out of the corpus
 SENTENCE_LABEL = "_sentence_"
 CLIP_SAMPLES = SAMPLE_RATE  # 1.000 s word clips
 MAX_WORD_S = 0.94  # longer words are time-compressed to fit the clip with a little room
@@ -92,6 +94,7 @@ class CorpusSummary:
     synthesized: int  # clips made by this run (the rest already existed)
     seconds: float  # wall time of this run
     noises: list[str] = field(default_factory=list)  # background noise files
+    unsayable: dict[str, int] = field(default_factory=dict)  # base voice -> planned clips it could not say
 
 
 # -------------------------------------------------------------------------------------------------- plan
@@ -419,10 +422,13 @@ def _run_task(task: _Task) -> tuple[int, bool]:
     part = out / META_DIR / "parts" / task.part
     with open(part, "a", encoding="utf-8") as meta:
         for clip, rng, (lo, hi) in zip(task.clips, rngs, spans, strict=True):
-            samples, words = render(clip, task.voice, audio[lo:hi], rng)
-            _write_wav(out / clip.path, samples)
             record = {"path": clip.path, "label": clip.label, "text": clip.text, "speaker": clip.speaker,
-                      "voice": task.voice.describe(), "words": words}  # fmt: skip
+                      "voice": task.voice.describe()}  # fmt: skip
+            if any(a is None for a in audio[lo:hi]):
+                record[UNSAYABLE] = True  # remembered, so that a resumed build does not try it again
+            else:
+                samples, record["words"] = render(clip, task.voice, audio[lo:hi], rng)
+                _write_wav(out / clip.path, samples)
             meta.write(json.dumps(record) + "\n")
             meta.flush()
     return len(task.clips), False
@@ -431,7 +437,8 @@ def _run_task(task: _Task) -> tuple[int, bool]:
 def _load_records(out: Path) -> dict[str, dict]:
     """Metadata of clips already made (from a finished build's clips.jsonl and any part files)."""
     records: dict[str, dict] = {}
-    files = [out / META_DIR / "clips.jsonl", *sorted((out / META_DIR / "parts").glob("*.jsonl"))]
+    meta = out / META_DIR
+    files = [meta / "clips.jsonl", meta / UNSAYABLE_FILE, *sorted((meta / "parts").glob("*.jsonl"))]
     for f in files:
         if not f.exists():
             continue
@@ -443,6 +450,12 @@ def _load_records(out: Path) -> dict[str, dict]:
             if isinstance(r, dict) and "path" in r:
                 records[r["path"]] = r
     return records
+
+
+def _done(root: Path, clip: Clip, records: dict[str, dict]) -> bool:
+    """The clip was made (its record and WAV exist) or found unsayable by its voice."""
+    record = records.get(clip.path)
+    return record is not None and (record.get(UNSAYABLE, False) or (root / clip.path).exists())
 
 
 def _check_words(words: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -518,7 +531,7 @@ def build_corpus(
             stale.unlink()
 
     records = _load_records(root)
-    todo = [c for c in plan.clips if c.path not in records or not (root / c.path).exists()]
+    todo = [c for c in plan.clips if not _done(root, c, records)]
     by_speaker: dict[str, list[Clip]] = defaultdict(list)
     for c in todo:
         by_speaker[c.speaker].append(c)
@@ -549,7 +562,7 @@ def build_corpus(
 
     made = _execute(tasks, jobs, progress, total=len(todo))
     records = _load_records(root)
-    missing = [c.path for c in plan.clips if c.path not in records or not (root / c.path).exists()]
+    missing = [c.path for c in plan.clips if not _done(root, c, records)]
     if missing:
         raise SpeechRNNError(f"{len(missing)} clip(s) were not made, e.g. {missing[:3]}")
     summary = _write_index(root, plan, records, made, time.monotonic() - start)
@@ -594,29 +607,39 @@ def _execute(tasks: list[_Task], jobs: int, progress: bool, total: int) -> int:
 def _write_index(
     root: Path, plan: Plan, records: dict[str, dict], made: int, seconds: float
 ) -> CorpusSummary:
-    """Write clips.jsonl, the split lists, voices.json and build.json from the full plan."""
+    """Write clips.jsonl, the split lists, voices.json and build.json from the full plan.
+
+    Clips their voice could not say (`UNSAYABLE`) are left out of all of them and listed in
+    `_meta_/unsayable.jsonl`; build.json counts them by base voice."""
     meta = root / META_DIR
-    lines = [json.dumps(records[c.path]) for c in plan.clips]
-    _write_text(meta / "clips.jsonl", "\n".join(lines) + "\n")
+    unsayable = [c for c in plan.clips if records[c.path].get(UNSAYABLE, False)]
+    gone = {c.path for c in unsayable}
+    kept = [c for c in plan.clips if c.path not in gone]
+    _write_text(meta / "clips.jsonl", "".join(json.dumps(records[c.path]) + "\n" for c in kept))
+    _write_text(meta / UNSAYABLE_FILE, "".join(json.dumps(records[c.path]) + "\n" for c in unsayable))
     split_of = {sid: v.split for sid, v in plan.speakers.items()}
     for split, name in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
-        listed = [c.path for c in plan.clips if split_of[c.speaker] == split]
+        listed = [c.path for c in kept if split_of[c.speaker] == split]
         _write_text(root / name, "\n".join(listed) + ("\n" if listed else ""))
-    used = {c.speaker for c in plan.clips}
+    used = {c.speaker for c in kept}
     voices = {sid: {"voice": v.describe(), "base": v.base, "engine": v.engine, "split": v.split}
               for sid, v in sorted(plan.speakers.items()) if sid in used}  # fmt: skip
     _write_text(meta / "voices.json", json.dumps(voices, indent=1))
     held = held_out_bases()
     engines = plan.settings["engines"]
     held = {s: [b for b in bases if b.split(":")[0] in engines] for s, bases in held.items()}
-    clips = dict(sorted(Counter(c.label for c in plan.clips).items()))
+    clips = dict(sorted(Counter(c.label for c in kept).items()))
     speakers = dict(Counter(voices[s]["split"] for s in voices))
-    split_clips = dict(Counter(split_of[c.speaker] for c in plan.clips))
+    split_clips = dict(Counter(split_of[c.speaker] for c in kept))
     noises = sorted(f"{BACKGROUND_DIR}/{n}.wav" for n in plan.noises)
+    left_out = dict(sorted(Counter(plan.speakers[c.speaker].base for c in unsayable).items()))
     build = {**plan.settings, "clips": clips, "speakers_by_split": speakers, "clips_by_split": split_clips,
-             "held_out": held, "noises": noises, "seconds_last_run": round(seconds, 1)}  # fmt: skip
+             "unsayable_by_voice": left_out, "held_out": held, "noises": noises,
+             "seconds_last_run": round(seconds, 1)}  # fmt: skip
     _write_text(meta / "build.json", json.dumps(build, indent=1))
-    return CorpusSummary(str(root), clips, speakers, split_clips, held, list(engines), made, seconds, noises)
+    return CorpusSummary(
+        str(root), clips, speakers, split_clips, held, list(engines), made, seconds, noises, left_out
+    )
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -634,6 +657,9 @@ def summary_text(summary: CorpusSummary) -> str:
         "speakers by split: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.speakers.items())),
         "engines: " + ", ".join(summary.engines),
     ]
+    if summary.unsayable:
+        counts = ", ".join(f"{base} {n}" for base, n in summary.unsayable.items())
+        lines.append(f"left out, as their voice lacks a diphone of the text: {counts}")
     return "\n".join(lines)
 
 

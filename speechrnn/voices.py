@@ -32,19 +32,24 @@ from .errors import SpeechRNNError
 
 ENGINES = ("piper", "espeak", "mbrola", "pico", "flite", "festival")
 ENGINE_SHARES = {  # of clips, per split
-    "piper": 0.30, "espeak": 0.24, "mbrola": 0.16, "pico": 0.06, "flite": 0.12, "festival": 0.12,
+    "piper": 0.28, "espeak": 0.22, "mbrola": 0.20, "pico": 0.06, "flite": 0.12, "festival": 0.12,
 }  # fmt: skip
 ENGINE_BINARIES = {
     "espeak": "espeak-ng", "mbrola": "mbrola", "pico": "pico2wave", "flite": "flite", "festival": "festival",
 }  # fmt: skip
 
-# MBROLA diphone databases, spoken through espeak-ng (its `mb-*` voices): four English speakers and four
-# more whose own language gives them an accent. Diphone speech is what the held-out Kal is; before these,
-# training heard one male diphone speaker (Ked). Database -> (espeak-ng voice, share within mbrola).
-MBROLA_VOICES = {
-    "us1": ("mb-us1", 0.2), "us2": ("mb-us2", 0.2), "us3": ("mb-us3", 0.2), "en1": ("mb-en1", 0.15),
-    "de4": ("mb-de4-en", 0.1), "fr1": ("mb-fr1-en", 0.1), "nl2": ("mb-nl2-en", 0.1), "pl1": ("mb-pl1-en", 0.1),
-}  # fmt: skip
+# MBROLA diphone databases, spoken through espeak-ng (its `mb-*` voices): four English speakers and sixteen
+# more whose own language gives them an accent (espeak-ng's `-en` voices map English phonemes onto their
+# diphones, so a German says "three" with no th, as a German would). Diphone speech is what the held-out
+# Kal is; before these, training heard one male diphone speaker (Ked). Database -> (espeak-ng voice, share
+# within mbrola).
+MBROLA_NATIVE = {"us1": 0.2, "us2": 0.2, "us3": 0.2, "en1": 0.15}
+MBROLA_ACCENTED = ("af1", "de1", "de2", "de3", "de4", "de5", "de6", "fr1", "fr4", "gr2", "hu1", "nl2", "pl1",
+                   "ro1", "sw1", "sw2")  # fmt: skip
+MBROLA_VOICES = {db: (f"mb-{db}", share) for db, share in MBROLA_NATIVE.items()} | {
+    db: (f"mb-{db}-en", 0.05) for db in MBROLA_ACCENTED
+}
+MBROLA_GAP = b"unknown, replaced with"  # mbrola's warning for a diphone its database lacks
 MBROLA_DIR = Path("/usr/share/mbrola")  # where Debian's mbrola-* packages put the voice databases
 APT_PACKAGES = {
     "espeak": "espeak-ng",
@@ -301,7 +306,7 @@ def _read_wav(data: bytes | Path, what: str) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
 
 
-def _run(cmd: list[str], what: str) -> bytes:
+def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
     try:
         done = subprocess.run(cmd, capture_output=True, check=False, timeout=120)
     except FileNotFoundError:
@@ -315,7 +320,7 @@ def _run(cmd: list[str], what: str) -> bytes:
         raise SpeechRNNError(
             f"{what}: {cmd[0]} failed ({done.stderr.decode(errors='replace').strip()[:300]})"
         )
-    return done.stdout
+    return done
 
 
 def _scheme_string(text: str) -> str:
@@ -328,7 +333,9 @@ class Synthesizer:
     def __init__(self) -> None:
         self._piper = None
 
-    def synthesize(self, voice: Voice, texts: list[str], seeds: list[int]) -> list[tuple[np.ndarray, int]]:
+    def synthesize(
+        self, voice: Voice, texts: list[str], seeds: list[int]
+    ) -> list[tuple[np.ndarray, int] | None]:
         """Speak each text in `voice`.
 
         Args:
@@ -337,7 +344,9 @@ class Synthesizer:
             seeds: one integer per text; Piper draws its sampling noise from it (the others ignore it).
 
         Returns:
-            One `(audio, sample_rate)` per text: float32 mono at the engine's own rate, untrimmed.
+            One `(audio, sample_rate)` per text: float32 mono at the engine's own rate, untrimmed; or None
+            for a text this voice cannot say whole (an MBROLA database without one of its diphones, which
+            mbrola would replace by silence: us3 says "on" as "_n").
         """
         if not texts:
             return []
@@ -345,7 +354,7 @@ class Synthesizer:
             name = voice.name + (f"+{voice.variant}" if voice.variant else "")
             return [self._espeak(name, voice, t) for t in texts]
         if voice.engine == "mbrola":
-            return [self._espeak(MBROLA_VOICES[voice.name][0], voice, t) for t in texts]
+            return [self._mbrola(voice, t) for t in texts]
         if voice.engine == "pico":
             return [self._pico(voice, t) for t in texts]
         if voice.engine == "flite":
@@ -357,10 +366,20 @@ class Synthesizer:
         raise SpeechRNNError(f"unknown engine {voice.engine!r}, expected one of {ENGINES}")
 
     def _espeak(self, name: str, voice: Voice, text: str) -> tuple[np.ndarray, int]:
+        return _read_wav(self._espeak_run(name, voice, text).stdout, f"espeak-ng {name}")
+
+    def _mbrola(self, voice: Voice, text: str) -> tuple[np.ndarray, int] | None:
+        name = MBROLA_VOICES[voice.name][0]
+        done = self._espeak_run(name, voice, text)
+        if MBROLA_GAP in done.stderr:
+            return None  # the database lacks a diphone of this text and mbrola put silence in its place
+        return _read_wav(done.stdout, f"espeak-ng {name}")
+
+    @staticmethod
+    def _espeak_run(name: str, voice: Voice, text: str) -> subprocess.CompletedProcess:
         wpm = str(int(round(175 * voice.rate)))
         cmd = ["espeak-ng", "-v", name, "-s", wpm, "-p", str(int(voice.pitch)), "--stdout", text]
-        data = _run(cmd, f"espeak-ng {name} {text!r}")
-        return _read_wav(data, f"espeak-ng {name}")
+        return _run(cmd, f"espeak-ng {name} {text!r}")
 
     def _pico(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
         markup = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -194,6 +195,46 @@ def test_same_seed_same_bytes_and_resume(tmp_path, micro):
 
 
 @pytest.mark.synth
+def test_clips_a_voice_cannot_say_are_left_out(tmp_path, micro, monkeypatch):
+    real = voices.Synthesizer.synthesize
+    asked = []
+
+    def gappy(self, voice, texts, seeds):  # as if no training voice had the diphones of "no"
+        asked.extend(texts)
+        said = real(self, voice, texts, seeds)
+        return [None if t == "no" and voice.split == "train" else a for t, a in zip(texts, said)]
+
+    monkeypatch.setattr(voices.Synthesizer, "synthesize", gappy)
+    root = tmp_path / "gaps"
+    summary = synth.build_corpus(root, preset=micro, seed=3, jobs=1, progress=False)
+    gone = [json.loads(line) for line in _lines(root / "_meta_" / "unsayable.jsonl")]
+    assert gone and all("no" in r["text"].split() and r["unsayable"] for r in gone)
+    speakers = json.loads((root / "_meta_" / "voices.json").read_text())
+    kept = _records(root)
+    assert not any("no" in r["text"].split() and speakers[r["speaker"]]["split"] == "train" for r in kept)
+    assert any(r["label"] == "no" for r in kept)  # held-out voices still say it
+    listed = set(_lines(root / "validation_list.txt")) | set(_lines(root / "testing_list.txt"))
+    assert set(_clips(root)) == {r["path"] for r in kept} and not listed & {r["path"] for r in gone}
+    assert sum(summary.clips.values()) == len(kept) and sum(summary.unsayable.values()) == len(gone)
+    build = json.loads((root / "_meta_" / "build.json").read_text())
+    assert build["unsayable_by_voice"] == summary.unsayable
+    assert "left out" in synth.summary_text(summary)
+
+    asked.clear()  # a resumed build does not try them again
+    again = synth.build_corpus(root, preset=micro, seed=3, jobs=1, progress=False)
+    assert again.synthesized == 0 and not asked and again.clips == summary.clips
+
+
+@pytest.mark.synth
+def test_mbrola_says_what_its_database_can():
+    if "mbrola" not in voices.available_engines():
+        pytest.skip("mbrola is not installed")
+    gap, whole = voices.Synthesizer().synthesize(voices.Voice("mbrola", "us3"), ["on", "seven"], [1, 1])
+    assert gap is None  # us3 has no diphones for the vowel of "on"; mbrola would say "_n"
+    assert whole is not None and np.sqrt(np.mean(whole[0] ** 2)) > 1e-3
+
+
+@pytest.mark.synth
 def test_custom_words(tmp_path, micro):
     summary = synth.build_corpus(
         tmp_path / "w", words=["Marvin", "visual"], per_word=3, preset=micro, seed=0, jobs=1, progress=False
@@ -244,6 +285,22 @@ def test_each_engine_speaks(voice):
     assert rate >= 16000 and audio.dtype == np.float32
     assert np.sqrt(np.mean(audio**2)) > 1e-3
     np.testing.assert_array_equal(audio, again)  # reproducible, Piper's sampling noise included
+
+
+@pytest.mark.synth
+def test_every_mbrola_person_speaks_in_their_own_voice():
+    if "mbrola" not in voices.available_engines():
+        pytest.skip("mbrola is not installed")
+    synth = voices.Synthesizer()
+    heard = {}
+    for db in voices.MBROLA_VOICES:
+        ((audio, _),) = synth.synthesize(voices.Voice("mbrola", db), ["seven"], [1])
+        assert np.sqrt(np.mean(audio**2)) > 1e-3, db  # espeak-ng found the voice and its database
+        heard[db] = audio
+    sizes = {db: a.size for db, a in heard.items()}
+    for a, b in itertools.combinations(heard, 2):  # twenty people, not one database under twenty names
+        same = sizes[a] == sizes[b] and np.allclose(heard[a], heard[b], atol=1e-3)
+        assert not same, (a, b)
 
 
 @pytest.mark.synth
