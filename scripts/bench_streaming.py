@@ -41,7 +41,7 @@ from speechrnn.checkpoint import default_model_path, load_model
 from speechrnn.listen import RESET_AFTER_SILENCE_MS
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
-from speechrnn.streaming import StreamingRecognizer, StreamOutput
+from speechrnn.streaming import LIVE_LOOKAHEAD_MS, StreamingRecognizer, StreamOutput
 from speechrnn.words import BACKGROUND_DIR, KWS12_WORDS, SILENCE, UNKNOWN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -426,7 +426,12 @@ def main(argv: list[str] | None = None) -> int:
         "--seconds", type=float, help="length of the compute/memory stream (default: 600, quick: 30)"
     )
     p.add_argument("--chunk-ms", type=float, default=100.0, help="recogniser chunk (default: 100)")
-    p.add_argument("--lookahead-ms", type=float, default=80.0, help="recogniser look-ahead (default: 80)")
+    p.add_argument(
+        "--lookahead-ms",
+        type=float,
+        default=LIVE_LOOKAHEAD_MS,
+        help=f"recogniser look-ahead (default: {LIVE_LOOKAHEAD_MS:g}, as listen)",
+    )
     p.add_argument("--threshold", type=float, help="spotter threshold (default: the spotter's)")
     p.add_argument(
         "--snr-db", type=float, default=20.0, help="speech-to-noise ratio of the streams (default: 20)"

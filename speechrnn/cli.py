@@ -285,9 +285,10 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--lookahead-ms",
         type=float,
-        default=80.0,
+        default=160.0,
         metavar="MS",
-        help="audio past each chunk the backward GRU reads, a multiple of 20 ms (default: 80)",
+        help="audio past each chunk the backward GRU reads, a multiple of 20 ms: longer hears more of each "
+        "word before deciding, and adds latency (default: 160)",
     )
     p.add_argument(
         "--reset-after-silence-ms",
@@ -355,9 +356,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--lookahead-ms",
         type=float,
-        default=80.0,
+        default=160.0,
         metavar="MS",
-        help="look-ahead of the backward direction, a multiple of 20 ms (default: 80, as listen)",
+        help="look-ahead of the backward direction, a multiple of 20 ms (default: 160, as listen)",
     )
 
     def run(args: argparse.Namespace) -> int:

@@ -59,7 +59,7 @@ from torch import nn
 
 from .errors import SpeechRNNError
 from .model import Recognizer
-from .streaming import latency_steps, step_ms
+from .streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, latency_steps, step_ms
 from .text import VOCAB
 
 FORMAT = "speechrnn-onnx-step"
@@ -538,8 +538,8 @@ def export_onnx(
     model: Recognizer,
     path: str | os.PathLike,
     *,
-    chunk_ms: float = 120.0,
-    lookahead_ms: float = 80.0,
+    chunk_ms: float = LIVE_CHUNK_MS,
+    lookahead_ms: float = LIVE_LOOKAHEAD_MS,
     quantize: bool = False,
     source: str = "",
 ) -> Path:
@@ -630,8 +630,8 @@ def main_export(
     format: str,
     out: str,
     quantize: bool = False,
-    chunk_ms: float = 120.0,
-    lookahead_ms: float = 80.0,
+    chunk_ms: float = LIVE_CHUNK_MS,
+    lookahead_ms: float = LIVE_LOOKAHEAD_MS,
 ) -> int:
     """The `speechrnn export` command: load the checkpoint, write the file, print one line about it."""
     from .checkpoint import default_model_path, load_model

@@ -26,7 +26,7 @@ from .checkpoint import load_model
 from .errors import SpeechRNNError
 from .microphone import Block, Microphone, list_devices
 from .spotter import Detection, KeywordSpotter, SpotterConfig
-from .streaming import StreamingRecognizer
+from .streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, StreamingRecognizer
 
 BLOCK_MS = 100.0  # audio per block from either source
 READ_TIMEOUT_S = 0.25  # the worker never waits longer than this for audio before checking for a stop
@@ -254,8 +254,8 @@ def listen(
     show_devices: bool = False,
     keywords: list[str] | None = None,
     threshold: float | None = None,
-    chunk_ms: float = 120.0,
-    lookahead_ms: float = 80.0,
+    chunk_ms: float = LIVE_CHUNK_MS,
+    lookahead_ms: float = LIVE_LOOKAHEAD_MS,
     reset_after_silence_ms: float | None = RESET_AFTER_SILENCE_MS,
     out: TextIO | None = None,
     err: TextIO | None = None,

@@ -30,6 +30,13 @@ from .model import Recognizer, windowed_labels
 
 MS_TOLERANCE = 1e-6  # chunk and look-ahead lengths must be whole steps to within this many milliseconds
 
+# The live defaults (`speechrnn listen`, `export`). A longer look-ahead lets the backward direction hear the
+# end of a word before its chunk is decided: on the validation-voice stream, 160 ms against 80 ms spotted
+# more words with fewer false alarms, for ~65 ms more latency (docs/BENCHMARKS.md); past the longest
+# look-ahead seen in training (160 ms) it got worse again.
+LIVE_CHUNK_MS = 120.0
+LIVE_LOOKAHEAD_MS = 160.0
+
 
 SPEECH_MARGIN_DB = 10.0  # a frame this far above the noise floor counts as sound, not silence
 SILENCE_FLOOR_RISE_DB_S = 3.0  # how fast the floor estimate may rise (it falls at once)

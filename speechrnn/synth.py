@@ -560,22 +560,22 @@ def build_corpus(
     # Big tasks first for load balance; festival ones early since each pays a start-up.
     tasks.sort(key=lambda t: (not t.noise, t.voice.engine != "festival", -len(t.clips)))
 
-    made = _execute(tasks, jobs, progress, total=len(todo))
+    _execute(tasks, jobs, progress, total=len(todo))
     records = _load_records(root)
     missing = [c.path for c in plan.clips if not _done(root, c, records)]
     if missing:
         raise SpeechRNNError(f"{len(missing)} clip(s) were not made, e.g. {missing[:3]}")
+    made = sum(not records[c.path].get(UNSAYABLE, False) for c in todo)
     summary = _write_index(root, plan, records, made, time.monotonic() - start)
     for f in (meta_dir / "parts").glob("*.jsonl"):
         f.unlink()
     return summary
 
 
-def _execute(tasks: list[_Task], jobs: int, progress: bool, total: int) -> int:
+def _execute(tasks: list[_Task], jobs: int, progress: bool, total: int) -> None:
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="clip", desc="synth", disable=not progress, smoothing=0.05)
-    made = 0
     try:
         if jobs == 1 or len(tasks) <= 1:
             torch_threads = torch.get_num_threads()
@@ -583,7 +583,6 @@ def _execute(tasks: list[_Task], jobs: int, progress: bool, total: int) -> int:
             try:
                 for t in tasks:
                     n, is_noise = _run_task(t)
-                    made += 0 if is_noise else n
                     bar.update(0 if is_noise else n)
             finally:
                 torch.set_num_threads(torch_threads)
@@ -597,11 +596,9 @@ def _execute(tasks: list[_Task], jobs: int, progress: bool, total: int) -> int:
                 ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(min(jobs, len(tasks)), initializer=_init_worker) as pool:
                 for n, is_noise in pool.imap_unordered(_run_task, tasks, chunksize=1):
-                    made += 0 if is_noise else n
                     bar.update(0 if is_noise else n)
     finally:
         bar.close()
-    return made
 
 
 def _write_index(

@@ -54,7 +54,8 @@ class TrainConfig:
     ctc_weight: float = 0.5  # loss = cross-entropy + ctc_weight * CTC
     full_context_prob: float = 0.5  # share of batches trained without latency control
     chunk_steps: tuple[int, ...] = (4, 6, 8, 12, 25)  # chunk sizes (encoder steps) for the other batches
-    lookahead_steps: tuple[int, ...] = (2, 4, 6)  # look-ahead sizes (encoder steps) drawn with them
+    lookahead_steps: tuple[int, ...] = (2, 4, 6, 8)  # look-ahead sizes (encoder steps) drawn with them (the
+    # live default is 8: 160 ms)
     augment: bool = True  # waveform augmentation (noise, reverb, channel, speed, pitch, shift)
     spec_augment: bool = True  # time and frequency masks on the features
     phrases: bool = True  # also train on the multi-word phrase clips (CTC only)

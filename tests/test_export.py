@@ -25,7 +25,7 @@ from speechrnn.export import build_graph, export_onnx, quantize_torch, read_meta
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
-from speechrnn.streaming import StreamingRecognizer, StreamOutput
+from speechrnn.streaming import LIVE_LOOKAHEAD_MS, StreamingRecognizer, StreamOutput
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -149,7 +149,7 @@ def test_default_size_gru_over_a_file(tmp_path):
     assert cli.main(args) == 0
     model = load_model(tmp_path / "default.pt")
     audio = _audio(3.3, seed=5)
-    ref = _feed(StreamingRecognizer(model, 100, 80), audio, _blocks(audio.size, 1600))
+    ref = _feed(StreamingRecognizer(model, 100, LIVE_LOOKAHEAD_MS), audio, _blocks(audio.size, 1600))
     got = _feed(OnnxStreamingRecognizer(path), audio, _blocks(audio.size, 1600))
     assert ref.label_logits.std() > 0.5  # the comparison is not between near-constant outputs
     _assert_same(got, ref)
@@ -313,7 +313,7 @@ def test_listen_with_onnx(tmp_path):
     ckpt = tmp_path / "model.pt"
     model = _model()
     save_checkpoint(ckpt, model)
-    path = export_onnx(model, tmp_path / "m.onnx", chunk_ms=120, lookahead_ms=80)
+    path = export_onnx(model, tmp_path / "m.onnx")  # the live defaults, as listen uses for the checkpoint
     wav = tmp_path / "stream.wav"
     save_audio(wav, _audio(3.0, seed=2))
     lines = []

@@ -440,3 +440,22 @@ def test_listen_hears_a_command_played_into_the_sink(soundserver, tmp_path):
     assert proc.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
     assert word in [e["keyword"] for e in events], f"played {path.name}, heard {events}; stderr: {err}"
+
+
+def test_live_defaults_agree_everywhere():
+    """The CLI (which must not import torch for --help), the library and the export share one setting."""
+    import inspect
+
+    from speechrnn import cli, export, listen
+    from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS
+
+    parser = cli.build_parser()
+    for command in (["listen"], ["export", "--out", "m.onnx"]):
+        args = parser.parse_args(command)
+        assert (args.chunk_ms, args.lookahead_ms) == (LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS), command
+    for fn in (listen.listen, export.export_onnx, export.main_export):
+        params = inspect.signature(fn).parameters
+        assert (
+            params["chunk_ms"].default == LIVE_CHUNK_MS
+            and params["lookahead_ms"].default == LIVE_LOOKAHEAD_MS
+        )
