@@ -33,7 +33,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         choices=("tiny", "small", "default"),
         default="default",
         help="size (default: default): tiny (10 words x 8 clips, seconds; for tests), small (35 x 60), "
-        "default (35 x 550, 5000 unknown, 3000 phrases, 300 sentences; 27,550 clips, ~1 GB, ~7 min on 2 cores)",
+        "default (35 x 550, 5000 unknown, 3000 phrases, 300 sentences; ~27,400 clips, ~1 GB, ~7 min on 2 cores)",
     )
     p.add_argument("--jobs", type=int, help="worker processes (default: CPU count)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
