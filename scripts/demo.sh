@@ -18,7 +18,7 @@ speechrnn() { "$VENV/bin/speechrnn" "$@"; }
 echo "demo: transcribing data/samples/ with the shipped model"
 speechrnn transcribe data/samples
 echo
-echo "demo: the sample clips (six of them spoken by held-out voices) said one after another, with pauses and noise: $OUT/commands.wav"
+echo "demo: the sample clips (data/samples/README.md says which voices are held out) said one after another, with pauses and noise: $OUT/commands.wav"
 "$VENV/bin/python" scripts/make_stream.py data/samples --out "$OUT/commands.wav"
 echo "demo: streaming it through the live keyword spotter (speechrnn listen --input ... --fast)"
 speechrnn listen --input "$OUT/commands.wav" --fast

@@ -19,7 +19,8 @@ from speechrnn.speechcommands import META_FILE, PHRASE, _read_meta
 from speechrnn.synth import META_DIR
 from speechrnn.voices import split_of_base
 
-# (label or PHRASE, base voice prefix): the first such clip (by path) of the corpus is taken.
+# (label or PHRASE, base voice prefix): the first such clip (by path) of the corpus is taken; a word the
+# voice did not say in this build gives way to its first command word.
 WANTED = (
     ("marvin", "piper:"),
     ("yes", "espeak:"),
@@ -34,6 +35,19 @@ WANTED = (
 )
 
 
+def _pick(records: list[dict], label: str, voice: str) -> dict:
+    """The first clip of `label` by `voice`; else (a build may lack that pair) its first command word."""
+    by_voice = [r for r in records if r["voice"].startswith(voice)]
+    for wanted in (
+        lambda r: r["label"] == label,
+        lambda r: label != PHRASE and not r["label"].startswith("_"),
+    ):
+        found = [r for r in by_voice if wanted(r)]
+        if found:
+            return found[0]
+    raise SystemExit(f"make_samples: the corpus has no {label} clip by a {voice} voice")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus", type=Path, help="a corpus built by `speechrnn synth`")
@@ -46,9 +60,9 @@ def main() -> None:
         old.unlink()
     rows, splits = [], []
     for label, voice in WANTED:
-        r = next(r for r in records if r["label"] == label and r["voice"].startswith(voice))
+        r = _pick(records, label, voice)
         splits.append(split_of_base(r["voice"].split()[0]))  # the description starts with the base voice
-        name = f"{'phrase' if label == PHRASE else label}_{r['speaker']}.flac"
+        name = f"{'phrase' if label == PHRASE else r['label']}_{r['speaker']}.flac"
         audio, rate = sf.read(args.corpus / r["path"], dtype="int16")
         sf.write(args.out / name, audio, rate, format="FLAC", subtype="PCM_16")
         words = ", ".join(f"{w['word']} {w['start']:.2f}-{w['end']:.2f}" for w in r["words"])
