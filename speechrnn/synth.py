@@ -607,7 +607,8 @@ def _write_index(
     """Write clips.jsonl, the split lists, voices.json and build.json from the full plan.
 
     Clips their voice could not say (`UNSAYABLE`) are left out of all of them and listed in
-    `_meta_/unsayable.jsonl`; build.json counts them by base voice."""
+    `_meta_/unsayable.jsonl`; build.json counts them by base voice.
+    """
     meta = root / META_DIR
     unsayable = [c for c in plan.clips if records[c.path].get(UNSAYABLE, False)]
     gone = {c.path for c in unsayable}
