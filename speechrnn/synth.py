@@ -435,7 +435,8 @@ def _run_task(task: _Task) -> tuple[int, bool]:
 
 
 def _load_records(out: Path) -> dict[str, dict]:
-    """Metadata of clips already made (from a finished build's clips.jsonl and any part files)."""
+    """Metadata of clips already made or found unsayable (a finished build's clips.jsonl and unsayable.jsonl,
+    and any part files)."""
     records: dict[str, dict] = {}
     meta = out / META_DIR
     files = [meta / "clips.jsonl", meta / UNSAYABLE_FILE, *sorted((meta / "parts").glob("*.jsonl"))]
@@ -452,10 +453,14 @@ def _load_records(out: Path) -> dict[str, dict]:
     return records
 
 
+def _unsayable(record: dict) -> bool:
+    return bool(record.get(UNSAYABLE, False))
+
+
 def _done(root: Path, clip: Clip, records: dict[str, dict]) -> bool:
     """The clip was made (its record and WAV exist) or found unsayable by its voice."""
     record = records.get(clip.path)
-    return record is not None and (record.get(UNSAYABLE, False) or (root / clip.path).exists())
+    return record is not None and (_unsayable(record) or (root / clip.path).exists())
 
 
 def _check_words(words: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -565,7 +570,7 @@ def build_corpus(
     missing = [c.path for c in plan.clips if not _done(root, c, records)]
     if missing:
         raise SpeechRNNError(f"{len(missing)} clip(s) were not made, e.g. {missing[:3]}")
-    made = sum(not records[c.path].get(UNSAYABLE, False) for c in todo)
+    made = sum(not _unsayable(records[c.path]) for c in todo)
     summary = _write_index(root, plan, records, made, time.monotonic() - start)
     for f in (meta_dir / "parts").glob("*.jsonl"):
         f.unlink()
@@ -610,9 +615,9 @@ def _write_index(
     `_meta_/unsayable.jsonl`; build.json counts them by base voice.
     """
     meta = root / META_DIR
-    unsayable = [c for c in plan.clips if records[c.path].get(UNSAYABLE, False)]
-    gone = {c.path for c in unsayable}
-    kept = [c for c in plan.clips if c.path not in gone]
+    kept, unsayable = [], []
+    for c in plan.clips:
+        (unsayable if _unsayable(records[c.path]) else kept).append(c)
     _write_text(meta / "clips.jsonl", "".join(json.dumps(records[c.path]) + "\n" for c in kept))
     _write_text(meta / UNSAYABLE_FILE, "".join(json.dumps(records[c.path]) + "\n" for c in unsayable))
     split_of = {sid: v.split for sid, v in plan.speakers.items()}
