@@ -19,7 +19,8 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # libportaudio2: sounddevice (microphone); the synthesisers and voices: `speechrnn synth`;
 # sox: audio conversion and checks; pulseaudio and ALSA: a sound server for the live tests.
 APT_PACKAGES=(
-    libportaudio2 espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox
+    libportaudio2 espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-don
+    festvox-us-slt-hts sox
     pulseaudio libasound2-plugins alsa-utils pulseaudio-utils
 )
 

@@ -307,6 +307,22 @@ def test_every_mbrola_person_speaks_in_their_own_voice():
 
 
 @pytest.mark.synth
+def test_every_festival_voice_is_its_own():
+    if "festival" not in voices.available_engines():
+        pytest.skip("festival is not installed")
+    # One batch each, as a build runs them. A voice festival does not have ends its batch script with an
+    # error, and a voice that silently fell back to the default one would say "seven" as that one does.
+    said = {}
+    for name in voices.FESTIVAL_VOICES:
+        ((audio, _),) = voices.Synthesizer().synthesize(voices.Voice("festival", name), ["seven"], [1])
+        assert np.sqrt(np.mean(audio**2)) > 1e-3, name
+        said[name] = audio
+    for a, b in itertools.combinations(said, 2):
+        same = said[a].size == said[b].size and np.allclose(said[a], said[b], atol=1e-3)
+        assert not same, (a, b)
+
+
+@pytest.mark.synth
 @pytest.mark.parametrize("name", sorted(voices.FESTIVAL_DIPHONE))
 def test_diphone_voices_take_the_target_pitch(name):
     if "festival" not in voices.available_engines():
