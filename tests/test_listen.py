@@ -260,8 +260,13 @@ def test_queue_overflow_drops_blocks_and_counts_them():
         mic.close()
 
 
-def test_ctrl_c_stops_cleanly_with_a_summary(model_path, capsys):
-    backend = FakeBackend(blocks=10**6, interval=0.01, vanish=False)
+def test_ctrl_c_stops_cleanly_with_a_summary(model_path, capsys, request):
+    # A job that a shell starts in the background inherits SIGINT ignored, and interrupt_main then does
+    # nothing: give Python's own handler back for the test. And 30 s of blocks, not 10**6: a lost interrupt
+    # then fails the test (the fake goes quiet) instead of hanging it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    backend = FakeBackend(blocks=3000, interval=0.01, vanish=False)
     timer = threading.Timer(0.8, _thread.interrupt_main)
     timer.start()
     summary = listen(model=model_path, source=Microphone(backend=backend))
@@ -427,7 +432,10 @@ def test_listen_hears_a_command_played_into_the_sink(soundserver, tmp_path):
     labels = tuple(label for label in load_model(model).labels if label not in (SILENCE, UNKNOWN))
     path, word = _command_clip(labels, tmp_path)
     cmd = [sys.executable, "-m", "speechrnn", "listen", "--model", str(model), "--json"]
-    proc = subprocess.Popen(cmd, env=soundserver, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=soundserver, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not ignored, as in a background job
+    )  # fmt: skip
     try:
         _wait_for(proc.stderr, "Ctrl-C stops", timeout=60)
         time.sleep(2.0)  # the stream is open; its first moments may be lost while the sound server starts it
