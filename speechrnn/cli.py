@@ -95,6 +95,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for the model (0: every core, shared out among torchrun's processes)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(
         "--max-minutes", type=float, default=None, help="stop (and save) after this much training time"
@@ -118,8 +124,8 @@ def _run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data=args.data, task=args.task, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         ctc_weight=args.ctc_weight, clip_grad=args.clip_grad, augment=not args.no_augment,
-        phrases=not args.no_phrases, streams=args.streams, seed=args.seed, workers=args.workers, device=args.device,
-        max_minutes=args.max_minutes, limit_batches=args.limit_batches,
+        phrases=not args.no_phrases, streams=args.streams, seed=args.seed, workers=args.workers,
+        threads=args.threads, device=args.device, max_minutes=args.max_minutes, limit_batches=args.limit_batches,
     )  # fmt: skip
     model = ModelConfig(n_labels=0, cell=args.cell, hidden=args.hidden, layers=args.layers, dropout=args.dropout,
                         bidirectional=not args.unidirectional)  # fmt: skip
