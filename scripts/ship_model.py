@@ -25,13 +25,7 @@ from speechrnn.speechcommands import SpeechCommandsDataset
 from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, latency_steps
 from speechrnn.synth import META_DIR
 
-ENGINE_NAMES = {
-    "piper": "Piper neural voice",
-    "espeak": "espeak-ng",
-    "mbrola": "MBROLA",
-    "pico": "SVOX Pico",
-    "kokoro": "Kokoro-82M neural voices",
-}
+ENGINE_NAMES = {"piper": "Piper neural voice", "espeak": "espeak-ng", "mbrola": "MBROLA", "pico": "SVOX Pico"}
 
 
 def main() -> None:

