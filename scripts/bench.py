@@ -57,7 +57,7 @@ from speechrnn.model import Recognizer, pool_labels
 from speechrnn.speechcommands import SpeechCommandsDataset, collate
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
 from speechrnn.streaming import LIVE_LOOKAHEAD_MS, StreamingRecognizer, StreamOutput, latency_steps
-from speechrnn.train import TrainConfig, compute_loss
+from speechrnn.train import TrainConfig, compute_loss, cpu_threads
 from speechrnn.words import SILENCE, UNKNOWN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -272,7 +272,7 @@ def measure_compute(makers: dict[str, Callable], labels: tuple[str, ...], second
 
 def measure_training(model: Recognizer, data: Path, plan: Plan) -> dict:
     """Seconds per optimiser step of each cell type on one batch, and the implied epoch time."""
-    threads = max(1, (os.cpu_count() or 1) - TrainConfig.workers)  # what `train` uses on the CPU
+    threads = cpu_threads(TrainConfig.threads, world=1)  # what `train` uses on the CPU
     torch.set_num_threads(threads)
     train_set = SpeechCommandsDataset(data, "train", labels=model.labels)
     rng = np.random.default_rng(0)
