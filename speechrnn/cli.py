@@ -99,7 +99,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--threads",
         type=int,
         default=0,
-        help="CPU threads for the model (0: every core, shared out among torchrun's processes)",
+        help="CPU threads for the model (0: every core, shared out among torchrun's processes; fewer on a "
+        "machine busy with other work)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument(

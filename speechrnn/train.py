@@ -110,7 +110,8 @@ def get_lr(step: int, cfg: TrainConfig, total_steps: int, elapsed: float = 0.0) 
 def cpu_threads(threads: int, world: int, cores: int | None = None) -> int:
     """Torch's CPU threads for one of `world` training processes: `threads` if set, else every core of the
     process's share. The data workers need little (a worker used ~6 % of a core on 2 cores, where a second
-    torch thread made training 1.4x faster than leaving a core to the workers)."""
+    torch thread made whole epochs 1.3x faster than leaving a core to the workers). On a machine busy with
+    other work, fewer threads can be faster: OpenMP threads then wait for each other."""
     if threads > 0:
         return threads
     return max(1, (cores or os.cpu_count() or 1) // world)

@@ -188,7 +188,7 @@ def test_time_budget_ends_training_with_a_validated_checkpoint(fake_corpus, tmp_
 
 
 def test_torch_gets_every_core_of_its_process_share(fake_corpus, tmp_path, monkeypatch):
-    # The data workers are light: on 2 cores a second torch thread trained 1.4x faster than leaving a
+    # The data workers are light: on 2 cores a second torch thread trained 1.3x faster than leaving a
     # core to them.
     assert train_module.cpu_threads(0, world=1, cores=2) == 2
     assert train_module.cpu_threads(0, world=2, cores=16) == 8  # torchrun shares the cores out
