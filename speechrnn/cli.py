@@ -255,7 +255,7 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         "kept on stderr. Ctrl-C stops and prints a summary.",
         epilog="examples:\n"
         "  speechrnn listen\n"
-        "  speechrnn listen --keywords yes no --threshold 0.8 --json\n"
+        "  speechrnn listen --keywords yes no --threshold 0.9 --json\n"
         "  speechrnn listen --input data/samples/yes.wav --fast\n"
         "  speechrnn listen --list-devices",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -279,7 +279,7 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="P",
         help="smoothed probability (0-1) a keyword must reach: higher gives fewer false alarms and more "
-        "misses (default: 0.8)",
+        "misses (default: 0.7)",
     )
     p.add_argument(
         "--chunk-ms",

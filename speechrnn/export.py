@@ -9,8 +9,9 @@ The graph is one latency-controlled chunk, the unit of work of `StreamingRecogni
              state  (layers, 1, state_dim) float32   forward-direction state of every encoder layer
     outputs  ctc_log_probs (chunk, n_vocab), attn_logits (chunk,), label_logits (chunk, n_labels) for the
              chunk's main steps (per step: windowed pooling is the runner's), state_out like `state`, and
-             c0 (chunk * stride,): the raw MFCC c0 (log energy) of the chunk's own frames, which the live
-             pause reset reads (so the runner need not compute the MFCC a second time).
+             c0 ((chunk + lookahead) * stride,): the raw MFCC c0 (log energy) of the chunk's own frames and then
+             its look-ahead frames, which the live pause reset reads (so the runner need not compute the MFCC
+             a second time).
 
 Audio in, not MFCC frames: the front end is inside the graph, so a deployment (any onnxruntime binding,
 any language) needs no DSP code of its own, only a buffer of samples. Framing is a Gather of precomputed
@@ -63,7 +64,7 @@ from .streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, latency_steps, step_ms
 from .text import VOCAB
 
 FORMAT = "speechrnn-onnx-step"
-VERSION = 2  # 2: adds the c0 output (the live pause reset reads it)
+VERSION = 3  # 2: adds the c0 output (the live pause reset reads it); 3: c0 covers the look-ahead frames too
 META_KEY = "speechrnn"  # metadata_props key holding the JSON description
 OPSET = 17
 LOG_OFFSET = 1e-6  # torchaudio MFCC(log_mels=True): ln(mel + 1e-6)
@@ -165,8 +166,9 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 def _front_end(g: _Graph, model: Recognizer, shape: StepShape) -> tuple[str, str, str]:
     """audio -> normalised, masked, stacked encoder input `(steps, stride * n_mfcc)`, the number of valid
-    steps (an int64 scalar), and the raw MFCC c0 of the chunk's own frames `(chunk * stride,)` (log energy,
-    for the live pause reset, which would otherwise compute the MFCC a second time)."""
+    steps (an int64 scalar), and the raw MFCC c0 of every frame the step reads, its own and then its
+    look-ahead, `(frames,)` (log energy, for the live pause reset, which would otherwise compute the MFCC a
+    second time)."""
     feats = model.features
     spec = model.mfcc.transform.MelSpectrogram.spectrogram
     fb = _np(model.mfcc.transform.MelSpectrogram.mel_scale.fb)  # (n_freqs, n_mels)
@@ -190,7 +192,6 @@ def _front_end(g: _Graph, model: Recognizer, shape: StepShape) -> tuple[str, str
     logmel = g.op("Log", g.op("Add", g.op("MatMul", power, g.const(mel)), g.const(LOG_OFFSET)))
     x = g.op("Add", g.op("MatMul", logmel, g.const(dct / std)), g.const(-mean / std))  # (mfcc - mean) / std
     c0 = g.op("Reshape", g.op("MatMul", logmel, g.const(dct[:, :1])), g.ints(shape.frames))
-    c0 = g.slice(c0, 0, shape.chunk * shape.stride, axis=0)
     frame_ok = g.op("Less", g.const(np.arange(shape.frames)[:, None], np.int64), "frames")
     x = g.op("Mul", x, g.op("Cast", frame_ok, to=TENSOR_FLOAT))  # padded frames are zeros, as in `prepare`
     x = g.op("Reshape", x, g.ints(shape.steps, shape.stride * model.config.n_input))
@@ -441,7 +442,7 @@ def build_graph(
             helper.make_tensor_value_info("attn_logits", f32, [shape.chunk]),
             helper.make_tensor_value_info("label_logits", f32, [shape.chunk, cfg.n_labels]),
             helper.make_tensor_value_info("state_out", f32, state_dims),
-            helper.make_tensor_value_info("c0", f32, [shape.chunk * shape.stride]),
+            helper.make_tensor_value_info("c0", f32, [shape.frames]),
         ],
         initializer=g.initializers,
     )

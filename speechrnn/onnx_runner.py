@@ -102,7 +102,7 @@ class OnnxStreamingRecognizer:
         self._label_hist = np.zeros((self.window - 1, self._n_labels))
         self._next_step = 0
         self._samples = 0
-        self._c0 = np.zeros(0, dtype=np.float32)  # c0 of the last step's own frames (the graph's output)
+        self._c0 = np.zeros(0, dtype=np.float32)  # c0 of the last step's frames, own then look-ahead
         if self._pauses is not None:
             self._pauses.reset()
 
@@ -122,7 +122,8 @@ class OnnxStreamingRecognizer:
         while self._buffer.size >= size:
             parts.append(self._step(self._buffer[:size], self.shape.frames, self.chunk))
             self._buffer = self._buffer[advance:]
-            if self._pauses is not None and self._pauses.update(self._c0):
+            own = self.chunk * self.stride
+            if self._pauses is not None and self._pauses.update(self._c0[:own], self._c0[own:]):
                 self._state = np.zeros(self._state_shape, dtype=np.float32)
         return self._output(parts, end_samples=None)
 

@@ -185,17 +185,18 @@ def test_metadata_round_trip(tmp_path):
     assert runner.latency_seconds == pytest.approx(0.1)
 
 
-def test_c0_output_is_the_chunks_frame_energy(tmp_path):
-    """The graph's c0 output (the pause tracker's input) is MFCC c0 of the chunk's own frames."""
+def test_c0_output_is_the_frame_energy_of_the_chunk_and_its_lookahead(tmp_path):
+    """The graph's c0 output (the pause tracker's input) is MFCC c0 of the chunk's own frames, then of its
+    look-ahead frames (a pause must not end in sound that the look-ahead already hears)."""
     model = _model()
     path = _export(model, tmp_path / "m.onnx")
     runner = OnnxStreamingRecognizer(path)
     shape, audio = runner.shape, _audio(1.0)
     want = model.mfcc(torch.from_numpy(audio))[:, 0].numpy()
     runner.accept(audio[: shape.samples])
-    main = shape.chunk * shape.stride
-    assert runner._c0.shape == (main,)
-    assert np.allclose(runner._c0, want[:main], atol=1e-3)
+    assert shape.frames > shape.chunk * shape.stride  # the model has a look-ahead
+    assert runner._c0.shape == (shape.frames,)
+    assert np.allclose(runner._c0, want[: shape.frames], atol=1e-3)
 
 
 def test_files_of_an_older_version_are_refused_with_a_way_out(tmp_path):

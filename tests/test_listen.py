@@ -450,14 +450,18 @@ def test_listen_hears_a_command_played_into_the_sink(soundserver, tmp_path):
     assert word in [e["keyword"] for e in events], f"played {path.name}, heard {events}; stderr: {err}"
 
 
-def test_live_defaults_agree_everywhere():
+def test_live_defaults_agree_everywhere(capsys):
     """The CLI (which must not import torch for --help), the library and the export share one setting."""
     import inspect
 
     from speechrnn import cli, export, listen
+    from speechrnn.spotter import SpotterConfig
     from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS
 
     parser = cli.build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["listen", "--help"])
+    assert f"misses (default: {SpotterConfig.threshold:g})" in " ".join(capsys.readouterr().out.split())
     for command in (["listen"], ["export", "--out", "m.onnx"]):
         args = parser.parse_args(command)
         assert (args.chunk_ms, args.lookahead_ms) == (LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS), command

@@ -8,7 +8,14 @@ from signals import chirp_audio  # tests/ is on sys.path
 from speechrnn.errors import SpeechRNNError
 from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, Recognizer
-from speechrnn.streaming import StreamingRecognizer, StreamOutput, latency_steps, offline_outputs
+from speechrnn.streaming import (
+    SPEECH_MARGIN_DB,
+    PauseTracker,
+    StreamingRecognizer,
+    StreamOutput,
+    latency_steps,
+    offline_outputs,
+)
 
 FEATURES = FeatureConfig(n_mels=20, n_mfcc=12)
 
@@ -205,6 +212,29 @@ def _accept_all(rec: StreamingRecognizer, audio: np.ndarray, sizes: list[int]) -
     resets = rec.resets
     outs.append(rec.flush())
     return StreamOutput.concat(outs), resets
+
+
+def test_pause_tracker_forgets_only_when_the_lookahead_is_quiet_too():
+    """A pause resets after `reset_after_ms` of quiet frames, but not on a chunk whose look-ahead already
+    holds sound (a word's onset); each pause is counted once, however many chunks it resets."""
+    features = FeatureConfig()  # 10 ms hops: a 300 ms pause is 30 frames
+    tracker = PauseTracker(features, 300.0)
+    per_db = features.n_mels**0.5 * np.log(10) / 10  # c0 units per dB on every band
+    floor, loud, soft = 0.0, (SPEECH_MARGIN_DB + 5) * per_db, (SPEECH_MARGIN_DB - 5) * per_db
+    quiet = [floor] * 10  # one 100 ms chunk of frames at the floor
+    assert [tracker.update(quiet, quiet) for _ in range(3)] == [False, False, True]  # 300 ms of quiet
+    assert not tracker.update([loud] * 10, quiet)  # sound
+    assert [tracker.update(quiet, quiet) for _ in range(3)] == [False, False, True]  # a pause again
+    assert tracker.update(quiet, [soft] * 8)  # still a pause: soft frames stay under the margin
+    assert not tracker.update(quiet, [floor] * 7 + [loud])  # a word starts in the look-ahead: keep it
+    assert not tracker.update([floor] * 7 + [loud] * 3, quiet)  # the word itself
+    assert tracker.pauses == 2
+    for _ in range(3):
+        tracker.update(quiet, quiet)
+    assert tracker.pauses == 3  # a third pause, counted once however many chunks it reset
+    assert not tracker.update([loud], ())  # sound again; a chunk without look-ahead (a causal model)
+    assert [tracker.update([floor] * 30, ()), tracker.update([floor] * 5, ())] == [True, True]
+    assert tracker.pauses == 4
 
 
 def test_silence_reset_is_independent_of_block_sizes():
