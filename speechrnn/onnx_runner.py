@@ -24,7 +24,7 @@ import torch
 from .errors import SpeechRNNError
 from .export import OUTPUTS, StepShape, parse_metadata
 from .features import FeatureConfig
-from .streaming import PauseTracker, StreamOutput, _check_audio
+from .streaming import PauseTracker, StreamOutput, _check_audio, hears_speech
 
 
 def load_session(path: str | os.PathLike, threads: int = 1):
@@ -122,8 +122,10 @@ class OnnxStreamingRecognizer:
         while self._buffer.size >= size:
             parts.append(self._step(self._buffer[:size], self.shape.frames, self.chunk))
             self._buffer = self._buffer[advance:]
-            own = self.chunk * self.stride
-            if self._pauses is not None and self._pauses.update(self._c0[:own], self._c0[own:]):
+            own, ctc = self.chunk * self.stride, parts[-1][0]
+            if self._pauses is not None and self._pauses.update(
+                self._c0[:own], self._c0[own:], hears_speech(ctc)
+            ):
                 self._state = np.zeros(self._state_shape, dtype=np.float32)
         return self._output(parts, end_samples=None)
 

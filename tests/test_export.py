@@ -18,7 +18,7 @@ import pytest
 import torch
 from signals import chirp_audio  # tests/ is on sys.path
 
-from speechrnn import cli
+from speechrnn import cli, streaming
 from speechrnn.checkpoint import load_model, save_checkpoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.export import build_graph, export_onnx, quantize_torch, read_metadata, step_shape
@@ -26,6 +26,7 @@ from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
 from speechrnn.streaming import LIVE_LOOKAHEAD_MS, StreamingRecognizer, StreamOutput
+from speechrnn.text import BLANK_ID
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -106,15 +107,22 @@ def test_runner_matches_pytorch_streaming(tmp_path, cell, bidirectional, unrolle
         _assert_same(_feed(OnnxStreamingRecognizer(path), audio, sizes), ref)
 
 
-def test_runner_resets_on_pauses_like_pytorch(tmp_path):
-    """The pause reset (`reset_after_silence_ms`) falls on the same chunks in both runners."""
+def test_runner_resets_on_pauses_like_pytorch(tmp_path, monkeypatch):
+    """The pause reset (`reset_after_silence_ms`) falls on the same chunks in both runners, the look-ahead
+    and the CTC head's veto (`hears_speech`) included."""
     model = _model()
+    with torch.no_grad():  # blanks on most chunks, characters on a quarter of them (as probed)
+        model.ctc_head.bias[BLANK_ID] += 6.0
     path = _export(model, tmp_path / "m.onnx")
     audio = _audio(4.0)  # the tone pauses for a third of a second, twice a second
     torch_rec = StreamingRecognizer(model, 100, 80, reset_after_silence_ms=300)
     ref = _feed(torch_rec, audio, _blocks(audio.size, 1600)[:-1])
     plain = _feed(StreamingRecognizer(model, 100, 80), audio, _blocks(audio.size, 1600))
     assert not torch.allclose(ref.ctc_log_probs, plain.ctc_log_probs)  # the resets did something
+    with monkeypatch.context() as m:
+        m.setattr(streaming, "HEARING_CTC_PROB", 1.0)  # the model never hears speech: no veto
+        deaf = _feed(StreamingRecognizer(model, 100, 80, reset_after_silence_ms=300), audio, [audio.size])
+    assert not torch.allclose(ref.ctc_log_probs, deaf.ctc_log_probs)  # the veto did something
     for sizes in (_blocks(audio.size, 1600)[:-1], np.random.default_rng(2).integers(0, 2500, 40).tolist()):
         onnx_rec = OnnxStreamingRecognizer(path, reset_after_silence_ms=300)
         outs, pos = [], 0

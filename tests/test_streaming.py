@@ -1,5 +1,7 @@
 """The streaming recogniser equals the offline chunked pass step for step, whatever the audio chunk sizes."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -13,9 +15,11 @@ from speechrnn.streaming import (
     PauseTracker,
     StreamingRecognizer,
     StreamOutput,
+    hears_speech,
     latency_steps,
     offline_outputs,
 )
+from speechrnn.text import BLANK_ID, VOCAB
 
 FEATURES = FeatureConfig(n_mels=20, n_mfcc=12)
 
@@ -226,6 +230,8 @@ def test_pause_tracker_forgets_only_when_the_lookahead_is_quiet_too():
     assert not tracker.update([loud] * 10, quiet)  # sound
     assert [tracker.update(quiet, quiet) for _ in range(3)] == [False, False, True]  # a pause again
     assert tracker.update(quiet, [soft] * 8)  # still a pause: soft frames stay under the margin
+    assert not tracker.update(quiet, quiet, hearing=True)  # but the model hears a word the energy misses
+    assert tracker.update(quiet, quiet)  # the same pause goes on (counted once)
     assert not tracker.update(quiet, [floor] * 7 + [loud])  # a word starts in the look-ahead: keep it
     assert not tracker.update([floor] * 7 + [loud] * 3, quiet)  # the word itself
     assert tracker.pauses == 2
@@ -237,8 +243,29 @@ def test_pause_tracker_forgets_only_when_the_lookahead_is_quiet_too():
     assert tracker.pauses == 4
 
 
+def test_hears_speech_when_a_character_is_likely_at_some_step():
+    vocab = len(VOCAB)
+    blank = torch.full((5, vocab), -20.0)
+    blank[:, BLANK_ID] = 0.0  # certain blanks
+    assert not hears_speech(blank) and not hears_speech(blank.numpy()) and not hears_speech(blank[:0])
+    unsure = blank.clone()
+    unsure[2, BLANK_ID], unsure[2, 5] = math.log(0.55), math.log(0.45)  # a character at 45 %: not heard
+    assert not hears_speech(unsure)
+    heard = blank.clone()
+    heard[3, BLANK_ID], heard[3, 5] = math.log(0.4), math.log(0.6)  # a character at 60 % on one step
+    assert hears_speech(heard) and hears_speech(heard.numpy())
+
+
+def _hearing_nothing(model: Recognizer) -> Recognizer:
+    """A trained model's CTC head gives blanks in a pause; a random one spells characters everywhere, which
+    would keep the pause reset from ever firing (`hears_speech`)."""
+    with torch.no_grad():
+        model.ctc_head.bias[BLANK_ID] += 20.0
+    return model
+
+
 def test_silence_reset_is_independent_of_block_sizes():
-    model, audio = _model(), _with_pause()
+    model, audio = _hearing_nothing(_model()), _with_pause()
     rng = np.random.default_rng(3)
     ref, n_ref = _accept_all(
         StreamingRecognizer(model, 120, 80, reset_after_silence_ms=300), audio, [audio.size]
@@ -255,7 +282,7 @@ def test_silence_reset_is_independent_of_block_sizes():
 
 
 def test_silence_reset_forgets_the_state_only_after_a_pause():
-    model, audio = _model(), _with_pause()
+    model, audio = _hearing_nothing(_model()), _with_pause()
     with torch.no_grad():  # a long memory (update gates near 1), so that what the pause forgets still shows
         for rnn in model.encoder.fwd:
             rnn.bias_hh_l0[rnn.hidden_size : 2 * rnn.hidden_size] = 6.0
