@@ -41,7 +41,12 @@ LIVE_CHUNK_MS = 120.0
 LIVE_LOOKAHEAD_MS = 160.0
 
 
-SPEECH_MARGIN_DB = 10.0  # a frame this far above the noise floor counts as sound, not silence
+# A frame this far above the noise floor counts as sound, not silence. On validation-voice streams at 10 dB
+# SNR, 6 dB against 10 gave 92.1 against 86.0 % correct at threshold 0.7 (white and pink noise: 90 and 87
+# against 70 and 76 %), and at 20 dB the same correct with fewer false positives (0.9 against 1.0 %, 226
+# against 245 false alarms an hour); 4 dB was no better at 20 dB and leaves less room for noise that
+# fluctuates.
+SPEECH_MARGIN_DB = 6.0
 SILENCE_FLOOR_RISE_DB_S = 3.0  # how fast the floor estimate may rise (it falls at once)
 HEARING_CTC_PROB = 0.5  # a chunk is speech, whatever its energy, if the CTC head gives a character this much
 
