@@ -43,7 +43,7 @@ LIVE_LOOKAHEAD_MS = 160.0
 
 # A frame this far above the noise floor counts as sound, not silence. On validation-voice streams at 10 dB
 # SNR, 6 dB against 10 gave 92.1 against 86.0 % correct at threshold 0.7 (white and pink noise: 90 and 87
-# against 70 and 76 %), and at 20 dB the same correct with fewer false positives (0.9 against 1.0 %, 226
+# against 70 and 76 %), and at 20 dB the same correct with fewer false positives (0.8 against 1.0 %, 226
 # against 245 false alarms an hour); 4 dB was no better at 20 dB and leaves less room for noise that
 # fluctuates.
 SPEECH_MARGIN_DB = 6.0
@@ -209,13 +209,14 @@ class StreamingRecognizer:
         lookahead_ms: how far past each chunk the backward direction reads (a multiple of the step length).
             Ignored by a unidirectional model, which needs none.
         reset_after_silence_ms: forget the forward state after this much audio with no frame louder than
-            `SPEECH_MARGIN_DB` above the running noise floor, unless the chunk's look-ahead holds such a frame
-            or the model hears a character in the chunk (`PauseTracker`). The model learnt from clips of a few seconds that
-            start from a zero state; over a stream of many minutes the carried state drifts where training
-            never went (on the benchmark stream, 75% of isolated test words were spotted with the state
-            carried throughout against 86% with a fresh state for each). A reset during a pause returns it
-            to familiar ground. Decided per chunk from the MFCC energy, so outputs stay independent of how
-            the audio is cut into blocks. None (the default) never resets: exactly the offline pass.
+            `SPEECH_MARGIN_DB` above the running noise floor, unless the chunk's look-ahead holds such a
+            frame or the model hears a character in the chunk (`PauseTracker`). The model learnt from clips
+            of a few seconds that start from a zero state; over a stream of many minutes the carried state
+            drifts where training never went (on the benchmark stream, 75% of isolated test words were
+            spotted with the state carried throughout against 86% with a fresh state for each). A reset
+            during a pause returns it to familiar ground. Decided per chunk from the MFCC energy and the
+            chunk's own outputs, so outputs stay independent of how the audio is cut into blocks. None (the
+            default) never resets: exactly the offline pass.
 
     Raises:
         SpeechRNNError: chunk or look-ahead lengths that are not whole steps; chunk_ms=None with a
