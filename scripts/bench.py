@@ -57,6 +57,7 @@ from speechrnn.model import Recognizer, pool_labels
 from speechrnn.speechcommands import SpeechCommandsDataset, collate
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
 from speechrnn.streaming import LIVE_LOOKAHEAD_MS, StreamingRecognizer, StreamOutput, latency_steps
+from speechrnn.system import usable_cores
 from speechrnn.train import TrainConfig, compute_loss, cpu_threads
 from speechrnn.words import SILENCE, UNKNOWN
 
@@ -346,7 +347,7 @@ def measure_accuracy(
     chosen = np.sort(rng.permutation(len(test))[: plan.test_clips]).tolist()
     subset = Subset(test, chosen)
     chunk, lookahead = latency_steps(model, CHUNK_MS, LOOKAHEAD_MS)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(usable_cores())
     rows = {}
     for name, net in (("PyTorch fp32", model), ("PyTorch int8", int8)):
         full = evaluate_model(net, subset, batch_size=32, progress_bar=False)

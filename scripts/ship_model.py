@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from speechrnn.evaluate import evaluate_model
 from speechrnn.speechcommands import SpeechCommandsDataset
 from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, latency_steps
 from speechrnn.synth import META_DIR
+from speechrnn.system import usable_cores
 
 ENGINE_NAMES = {"piper": "Piper neural voice", "espeak": "espeak-ng", "mbrola": "MBROLA", "pico": "SVOX Pico"}
 
@@ -41,7 +41,7 @@ def main() -> None:
 
     ckpt = read_checkpoint(args.ckpt)
     model = model_from_checkpoint(ckpt, args.ckpt)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1)))
+    torch.set_num_threads(usable_cores())
     test = SpeechCommandsDataset(args.data, "test", labels=model.labels)
     full = evaluate_model(model, test, progress_bar=True)
     chunk, lookahead = latency_steps(model, args.chunk_ms, args.lookahead_ms)

@@ -33,6 +33,7 @@ import torchaudio
 from . import noise as noise_gen
 from .audio import SAMPLE_RATE
 from .errors import SpeechRNNError
+from .system import usable_cores
 from .texts import sentences, unknown_words
 from .voices import Synthesizer, Voice, available_engines, draw_speakers, held_out_bases
 from .words import BACKGROUND_DIR, KWS12_WORDS, UNKNOWN, WORDS_V2
@@ -509,7 +510,7 @@ def build_corpus(
     per_word = chosen.per_word if per_word is None else int(per_word)
     if per_word < 1:
         raise SpeechRNNError(f"expected --per-word of at least 1, got {per_word}")
-    jobs = max(1, int(jobs or os.cpu_count() or 1))
+    jobs = max(1, int(jobs or usable_cores()))
     engines = available_engines()
     plan = make_plan(words=words_t, preset=chosen, per_word=per_word, seed=seed, engines=engines,
                      preset_name=preset)  # fmt: skip

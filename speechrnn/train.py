@@ -36,6 +36,7 @@ from .features import FeatureConfig
 from .model import ModelConfig, Recognizer
 from .speechcommands import PHRASE, SENTENCE, SpeechCommandsDataset, collate
 from .streams import IGNORE, StreamConfig, TrainingStreams, windowed_targets
+from .system import usable_cores
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def cpu_threads(threads: int, world: int, cores: int | None = None) -> int:
     other work, fewer threads can be faster: OpenMP threads then wait for each other."""
     if threads > 0:
         return threads
-    return max(1, (cores or os.cpu_count() or 1) // world)
+    return max(1, (cores or usable_cores()) // world)
 
 
 def _seed_for(*parts: int) -> int:
