@@ -34,6 +34,7 @@ import torchaudio
 
 from speechrnn.audio import SAMPLE_RATE
 from speechrnn.features import DB_PER_NEPER, FeatureConfig, librosa_mfcc, mfcc
+from speechrnn.system import usable_cores
 
 ROOT = Path(__file__).resolve().parent.parent
 START_MARK, END_MARK = "<!-- mfcc:start -->", "<!-- mfcc:end -->"
@@ -88,7 +89,7 @@ def machine() -> dict:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores_usable": usable_cores(),
         "torch_default_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -122,11 +122,10 @@ class OnnxStreamingRecognizer:
         while self._buffer.size >= size:
             parts.append(self._step(self._buffer[:size], self.shape.frames, self.chunk))
             self._buffer = self._buffer[advance:]
-            own, ctc = self.chunk * self.stride, parts[-1][0]
-            if self._pauses is not None and self._pauses.update(
-                self._c0[:own], self._c0[own:], hears_speech(ctc)
-            ):
-                self._state = np.zeros(self._state_shape, dtype=np.float32)
+            if self._pauses is not None:
+                own, ctc = self.chunk * self.stride, parts[-1][0]
+                if self._pauses.update(self._c0[:own], self._c0[own:], hears_speech(ctc)):
+                    self._state = np.zeros(self._state_shape, dtype=np.float32)
         return self._output(parts, end_samples=None)
 
     def flush(self) -> StreamOutput:

@@ -148,7 +148,7 @@ class PauseTracker:
     look-ahead frames hold no sound either: in noise, a word's soft first sounds (an /f/, an /s/) often stay
     under the margin, and a reset on them threw away the start of the word. On the benchmark's test stream
     at 20 dB SNR that one check lifted correct detections from 86.1 to 91.5 % at threshold 0.8, with fewer
-    false alarms (285 against 239 an hour); isolated clips in the same noise were 97 % right, so the reset,
+    false alarms (239 an hour against 285); isolated clips in the same noise were 97 % right, so the reset,
     not the model, had lost most of the words in noise. Nor is the state forgotten while the model hears a
     character (`hears_speech`): c0 averages all mel bands, so in white or pink noise a quiet word's vowels
     can stay under the margin for a third of a second. That veto took test correct from 93.1 to 93.6 % at

@@ -111,7 +111,7 @@ def test_runner_resets_on_pauses_like_pytorch(tmp_path, monkeypatch):
     """The pause reset (`reset_after_silence_ms`) falls on the same chunks in both runners, the look-ahead
     and the CTC head's veto (`hears_speech`) included."""
     model = _model()
-    with torch.no_grad():  # blanks on most chunks, characters on a quarter of them (as probed)
+    with torch.no_grad():  # blanks on most chunks, characters on about a fifth of them (as probed)
         model.ctc_head.bias[BLANK_ID] += 6.0
     path = _export(model, tmp_path / "m.onnx")
     audio = _audio(6.0)  # the tone pauses for a third of a second, 1.5 times a second: some pauses reset
