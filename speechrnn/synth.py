@@ -127,8 +127,9 @@ def make_plan(
     """The plan of a build: a pure function of its arguments."""
     rng = np.random.default_rng(_clip_seed(seed, "plan"))
     pool: list[Voice] = []
-    for split, fraction in SPLIT_FRACTIONS.items():
-        pool += draw_speakers(rng, max(2, round(preset.speakers * fraction)), split, engines)
+    for split, fraction in SPLIT_FRACTIONS.items():  # each split's own draw: a voice added to training
+        speaker_rng = np.random.default_rng(_clip_seed(seed, f"speakers/{split}"))  # leaves held-out alone
+        pool += draw_speakers(speaker_rng, max(2, round(preset.speakers * fraction)), split, engines)
     speakers = {v.speaker_id: v for v in pool}
     ids = list(speakers)
     counters: Counter = Counter()
@@ -542,10 +543,10 @@ def build_corpus(
     for c in todo:
         by_speaker[c.speaker].append(c)
     tasks = []
-    train_voices = [
-        v for v in plan.speakers.values() if v.split == "train" and v.engine in ("piper", "espeak")
-    ]
-    babble_voices = tuple((train_voices or list(plan.speakers.values()))[:6])
+    # Babble is six training-voice speakers of its own draw, so a voice added to training leaves it alone.
+    babble_engines = [e for e in engines if e in ("piper", "espeak")] or engines
+    babble_rng = np.random.default_rng(_clip_seed(seed, "speakers/babble"))
+    babble_voices = tuple(draw_speakers(babble_rng, 6, "train", babble_engines))
     for name in plan.noises:
         if not (root / BACKGROUND_DIR / f"{name}.wav").exists():
             tasks.append(

