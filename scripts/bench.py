@@ -400,7 +400,7 @@ def measure_spotting(makers: dict[str, Callable], labels: tuple[str, ...], data:
     commands = pick("word", plan.words) + pick("_phrase_", plan.phrases) + pick(UNKNOWN, plan.unknown)
     commands = [commands[i] for i in rng.permutation(len(commands))]
     non_command = pick("_sentence_", plan.non_command) + pick(UNKNOWN, plan.non_command)
-    noise = bench_streaming.noise_bed(data)
+    noise = bench_streaming.noise_bed(data, records)
     audio, words = bench_streaming.build_stream(data, commands, noise, rng, SNR_DB, (0.4, 1.2))
     fa_audio, _ = bench_streaming.build_stream(data, non_command, noise, rng, SNR_DB, (0.3, 1.0))
     config = SpotterConfig()

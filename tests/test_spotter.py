@@ -3,12 +3,14 @@ events whatever the chunking of the stream."""
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from speechrnn.audio import SAMPLE_RATE, save_audio
 from speechrnn.checkpoint import save_checkpoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.features import FeatureConfig, mfcc
@@ -197,6 +199,23 @@ def test_benchmark_scores_like_the_tensorflow_streaming_test():
     assert (stats["correct_pct"], stats["wrong_pct"], stats["false_positive_pct"]) == (33.33, 33.33, 33.33)
     assert stats["matched_pct"] == 66.67
     assert stats["latency_median_ms"] == pytest.approx(200.0)
+
+
+def test_benchmark_babble_is_spoken_by_the_held_out_split(fake_corpus, tmp_path):
+    bench = _bench()
+    data = tmp_path / "corpus"
+    shutil.copytree(fake_corpus, data)
+    n = 2 * SAMPLE_RATE
+    save_audio(data / "_background_noise_" / "babble.wav", 0.1 * np.random.default_rng(0).standard_normal(n))
+    records = bench.split_records(data, "test")
+    assert any(r["label"] == "_sentence_" for r in records)
+    trained = bench.noise_bed(data, [])  # no sentences: the corpus's babble, the one training mixes in
+    bed = bench.noise_bed(data, records)
+    np.testing.assert_array_equal(bed, bench.noise_bed(data, records))  # one fixed draw
+    assert bed.size == trained.size
+    np.testing.assert_array_equal(bed[n:], trained[n:])  # babble.wav sorts first; the other noises stay
+    assert abs(np.corrcoef(bed[:n], trained[:n])[0, 1]) < 0.1  # the babble is made again, of the sentences
+    assert np.std(bed[:n]) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_benchmark_quick_run_writes_its_report(fake_corpus, tmp_path):
