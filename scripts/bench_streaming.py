@@ -8,12 +8,15 @@ wall-clock factor is reported too). Memory: resident set size growth over a long
 
 Accuracy (`--data DIR`, a synthetic corpus with `testing_list.txt`, `_background_noise_/` and
 `_meta_/clips.jsonl`): the TensorFlow speech_commands streaming test. Held-out-voice test words and phrases
-are laid end to end with noise-only gaps over a background noise bed; the stream goes through the live
+are laid end to end with noise-only gaps over a background noise bed (the corpus's noises, but babble of
+the split's own people: the corpus's babble is training voices); the stream goes through the live
 stack; each detection is matched to a spoken word whose span (extended by the tolerance after its end)
 contains the detection time, preferring a word of the same label. Reported as percentages of the spoken
 command words: matched, correct, wrong, and false positives (detections matching no word). A second stream
 of non-command sentences and unknown words over noise gives false alarms per hour. Latency: detection time
-minus the end of the spoken word (word times from clips.jsonl), for correct detections.
+minus the end of the spoken word (word times from clips.jsonl), for correct detections. The correct
+percentage comes with a 95 % interval from a bootstrap over the stream's speakers: how far another draw of
+held-out people could move it.
 
 Writes docs/bench_streaming.json and the section between `<!-- streaming:start -->` and
 `<!-- streaming:end -->` of docs/BENCHMARKS.md (created if absent; other sections are left alone).
@@ -204,7 +207,7 @@ def build_stream(
 ) -> tuple[np.ndarray, list[dict]]:
     """Clips end to end with noise-only gaps, over a noise bed at `snr_db` below the median clip level.
 
-    Returns the stream and every spoken word: `{"word", "start", "end"}` in stream seconds.
+    Returns the stream and every spoken word: `{"word", "start", "end", "speaker"}`, times in stream seconds.
     """
     clips = [load_audio(data / r["path"]) for r in records]
     gaps = rng.uniform(*gap_s, size=len(clips) + 1)
@@ -219,6 +222,7 @@ def build_stream(
                     "word": w["word"],
                     "start": pos / SAMPLE_RATE + w["start"],
                     "end": pos / SAMPLE_RATE + w["end"],
+                    "speaker": r.get("speaker", r["path"]),
                 }
             )
         pos += clip.size + int(gap * SAMPLE_RATE)
@@ -258,6 +262,7 @@ def score(detections: list, words: list[dict], keywords: set[str], tolerance_s: 
     """TensorFlow streaming-test statistics and latencies (see the module docstring)."""
     truth = sorted((w for w in words if w["word"] in keywords), key=lambda w: w["start"])
     matched_flags = [False] * len(truth)
+    correct_flags = [False] * len(truth)
     correct = wrong = false_pos = 0
     latencies = []
     for d in detections:
@@ -274,6 +279,7 @@ def score(detections: list, words: list[dict], keywords: set[str], tolerance_s: 
         matched_flags[i] = True
         if truth[i]["word"] == d.keyword:
             correct += 1
+            correct_flags[i] = True
             latencies.append(d.time - truth[i]["end"])
         else:
             wrong += 1
@@ -288,7 +294,25 @@ def score(detections: list, words: list[dict], keywords: set[str], tolerance_s: 
         "false_positive_pct": round(100 * false_pos / n, 2),
         "latency_median_ms": round(float(np.median(lat)), 1) if lat.size else None,
         "latency_p90_ms": round(float(np.percentile(lat, 90)), 1) if lat.size else None,
+        "correct_ci95": speaker_interval(truth, correct_flags),
     }
+
+
+def speaker_interval(words: list[dict], correct: list[bool], draws: int = 2000) -> list[float] | None:
+    """95 % interval of the correct percentage over other draws of the stream's speakers (a bootstrap of
+    whole speakers: one speaker's words stand or fall together, so words are not independent draws).
+    None when the words carry no speaker."""
+    if not words or any("speaker" not in w for w in words):
+        return None
+    index = {s: i for i, s in enumerate(dict.fromkeys(w["speaker"] for w in words))}
+    spoken = np.zeros(len(index))
+    right = np.zeros(len(index))
+    for w, ok in zip(words, correct, strict=True):
+        spoken[index[w["speaker"]]] += 1
+        right[index[w["speaker"]]] += ok
+    picks = np.random.default_rng(0).integers(0, len(index), size=(draws, len(index)))
+    pct = 100 * right[picks].sum(axis=1) / spoken[picks].sum(axis=1)
+    return [round(float(x), 1) for x in np.percentile(pct, [2.5, 97.5])]
 
 
 def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) -> dict:
@@ -390,6 +414,7 @@ def markdown(results: dict) -> str:
     lines += [
         f"| matched / correct / wrong | {a['matched_pct']:.1f} / {a['correct_pct']:.1f} / "
         f"{a['wrong_pct']:.1f} % | correct {TARGETS['correct_pct']} % |",
+        f"| correct, 95 % interval over draws of the speakers | {_interval(a.get('correct_ci95'))} | |",
         f"| false positives | {a['false_positive_pct']:.1f} % | {TARGETS['false_positive_pct']} % |",
         f"| false alarms on non-command speech and noise | {fa['per_hour']} / hour ({fa['seconds']:g} s) | |",
         f"| latency from word end, median / p90 | {a['latency_median_ms']} / {a['latency_p90_ms']} ms "
@@ -409,6 +434,10 @@ def markdown(results: dict) -> str:
             f"| {r['false_alarms_per_hour']} | {r['latency_median_ms']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _interval(ci: list[float] | None) -> str:
+    return f"{ci[0]:.1f}-{ci[1]:.1f} %" if ci else "n/a"
 
 
 def write_report(results: dict, out_dir: Path) -> None:

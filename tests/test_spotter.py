@@ -201,6 +201,16 @@ def test_benchmark_scores_like_the_tensorflow_streaming_test():
     assert stats["latency_median_ms"] == pytest.approx(200.0)
 
 
+def test_benchmark_interval_is_over_speakers():
+    bench = _bench()
+    words = [{"word": "yes", "speaker": f"s{k}"} for k in range(10) for _ in range(10)]
+    lo, hi = bench.speaker_interval(words, [w["speaker"] != "s0" for w in words])  # one speaker hears nothing
+    assert lo < 90.0 < hi and hi == 100.0  # other draws of people may hold no such speaker, or two
+    spread = [i % 10 != 0 for i in range(100)]  # the same ten misses, one per speaker: every draw alike
+    assert bench.speaker_interval(words, spread) == [90.0, 90.0]
+    assert bench.speaker_interval([{"word": "yes"}], [True]) is None  # no speakers, no interval
+
+
 def test_benchmark_babble_is_spoken_by_the_held_out_split(fake_corpus, tmp_path):
     bench = _bench()
     data = tmp_path / "corpus"
