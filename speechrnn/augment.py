@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import noise as noise_gen
 from .audio import SAMPLE_RATE, load_audio
 from .errors import SpeechRNNError
 
@@ -66,6 +67,9 @@ class AugmentConfig:
         30.0,
     )  # signal-to-noise ratio of the mix, dB (whole-clip powers)
     coloured_noise_prob: float = 0.3  # chance the noise is generated 1/f^a noise instead of a corpus file
+    babble_recordings: int = 3  # babbles of the split's own sentences (3 to 8 talkers) beside the corpus's
+    # noise files: its one babble file is six talkers, and babble of other people was the noise that lost
+    # most words in the live test
     lowpass_prob: float = 0.3  # chance of a band limit at the top (cheap microphones, codecs)
     lowpass_hz: tuple[float, float] = (3000.0, 8000.0)  # its cut-off frequency
     highpass_prob: float = 0.3  # chance of a low-frequency roll-off
@@ -96,6 +100,10 @@ class AugmentConfig:
         _check_range("eq_width_octaves", self.eq_width_octaves, 0.01, 10.0)
         _check_range("gain_db_range", self.gain_db_range, -60.0, 40.0)
         _check_range("clip_level_range", self.clip_level_range, 0.01, 1.0)
+        if self.babble_recordings < 0:
+            raise SpeechRNNError(
+                f"AugmentConfig.babble_recordings: expected >= 0, got {self.babble_recordings}"
+            )
         if self.shift_ms < 0 or self.pitch_semitones < 0 or self.eq_gain_db < 0 or self.eq_bands < 0:
             raise SpeechRNNError(
                 "AugmentConfig: expected shift_ms, pitch_semitones, eq_gain_db and eq_bands >= 0, got "
@@ -339,6 +347,34 @@ def load_noises(paths: Sequence[str | os.PathLike]) -> tuple[np.ndarray, ...]:
     if key not in _NOISE_CACHE:
         _NOISE_CACHE[key] = tuple(load_audio(p) for p in key)
     return _NOISE_CACHE[key]
+
+
+BABBLE_SECONDS = 60.0  # length of each babble recording made for training
+_BABBLE_CACHE: dict[tuple, tuple[np.ndarray, ...]] = {}
+
+
+def speech_babble(paths: Sequence[str | os.PathLike], count: int) -> tuple[np.ndarray, ...]:
+    """`count` babble recordings of BABBLE_SECONDS made of the speech in `paths`, crowds of 3 to 8 talkers.
+
+    Made once per process from a fixed seed (every DataLoader worker makes the same ones); none without
+    speech.
+    """
+    key = (tuple(str(p) for p in paths), count)
+    if key not in _BABBLE_CACHE:
+        speech = [load_audio(p) for p in key[0]] if count else []
+        rng = np.random.default_rng(0)
+        talkers = np.linspace(3, 8, count).round().astype(int).tolist()
+        n = int(BABBLE_SECONDS * SAMPLE_RATE)
+        _BABBLE_CACHE[key] = tuple(noise_gen.babble(n, rng, speech, t) for t in talkers) if speech else ()
+    return _BABBLE_CACHE[key]
+
+
+def noise_recordings(
+    background: Sequence[str | os.PathLike], speech: Sequence[str | os.PathLike], config: AugmentConfig | None
+) -> tuple[np.ndarray, ...]:
+    """What noise is cropped from: the corpus's noise files, and (when augmenting) babbles of `speech`."""
+    files = load_noises(background) if background else ()
+    return files + (speech_babble(speech, config.babble_recordings) if config is not None else ())
 
 
 def coloured_noise(samples: int, exponent: float, rng: np.random.Generator) -> np.ndarray:

@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .audio import SAMPLE_RATE, load_audio
-from .augment import AugmentConfig, augment, coloured_noise, load_noises, noise_crop
+from .augment import AugmentConfig, augment, coloured_noise, noise_crop, noise_recordings
 from .errors import SpeechRNNError
 from .text import encode, normalize_text
 from .words import BACKGROUND_DIR, KWS12_WORDS, SILENCE, UNKNOWN
@@ -421,7 +421,8 @@ class SpeechCommandsDataset(Dataset):
         return np.array([self.entry(i)[1] for i in range(len(self))], dtype=np.int64)
 
     def _noises(self) -> tuple[np.ndarray, ...]:
-        return load_noises(self.corpus.background) if self.corpus.background else ()
+        speech = [c.path for c in self.corpus.sentences[self.split]]
+        return noise_recordings(self.corpus.background, speech, self.augment)
 
     def __getitem__(self, index: int) -> Example:
         i = self._index(index)

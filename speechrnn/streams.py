@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .audio import SAMPLE_RATE, load_audio
-from .augment import AugmentConfig, activity_bounds, augment, load_noises, speed_up
+from .augment import AugmentConfig, activity_bounds, augment, noise_recordings, speed_up
 from .errors import SpeechRNNError
 from .model import ModelOutput, Recognizer, windowed_labels
 from .speechcommands import NO_LABEL, Clip, Corpus, Example, split_name
@@ -182,6 +182,7 @@ class TrainingStreams(Dataset):
             raise SpeechRNNError(f"{corpus.root}: no {split} clips to build training streams from")
         self._kind_p = weights / weights.sum()
         self._background = corpus.background
+        self._speech = tuple(c.path for c in corpus.sentences[split])  # the split's own babble
         self.augment = None if augment is None else replace(augment, shift_prob=0.0, speed_prob=0.0)
         self.epoch = 0
 
@@ -192,7 +193,7 @@ class TrainingStreams(Dataset):
         return self.config.per_epoch
 
     def _noises(self) -> tuple[np.ndarray, ...]:
-        return load_noises(self._background) if self._background else ()
+        return noise_recordings(self._background, self._speech, self.augment)
 
     def _clip(
         self, clip: Clip, fragment: bool, rng: np.random.Generator

@@ -23,6 +23,7 @@ from speechrnn.augment import (
     load_noises,
     lowpass,
     mix_at_snr,
+    noise_recordings,
     pitch_shift,
     random_channel,
     random_gain,
@@ -34,6 +35,7 @@ from speechrnn.augment import (
     reverberate,
     room_impulse_response,
     spec_augment,
+    speech_babble,
     time_shift,
 )
 from speechrnn.errors import SpeechRNNError
@@ -282,11 +284,35 @@ def test_noises_are_loaded_once(tmp_path):
     assert first[0].shape == NOISES[0].shape
 
 
+def test_babble_is_made_of_the_given_speech_once(tmp_path):
+    from speechrnn.audio import save_audio
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(4):  # "talkers": bursts of tone at different pitches
+        t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+        paths.append(tmp_path / f"s{i}.wav")
+        save_audio(paths[-1], (0.3 * np.sin(2 * np.pi * (150 + 60 * i) * t) * (rng.random(1)[0] + 0.5)))
+    made = speech_babble(paths, 3)
+    assert len(made) == 3 and speech_babble([str(p) for p in paths], 3) is made  # made once
+    for b in made:
+        assert b.size == int(60 * SAMPLE_RATE) and np.isfinite(b).all()
+        spectrum = np.abs(np.fft.rfft(b[: 10 * SAMPLE_RATE]))
+        tones = spectrum[[150 * 10, 210 * 10, 270 * 10, 330 * 10]]  # 0.1 Hz bins
+        assert (tones > 20 * np.median(spectrum)).all()  # every talker is in the crowd
+    assert speech_babble(paths, 0) == () and speech_babble([], 2) == ()
+    files = load_noises([paths[0]])
+    assert noise_recordings([paths[0]], paths, None) == files  # not augmenting: the files alone
+    assert noise_recordings([paths[0]], paths, AugmentConfig(babble_recordings=3)) == files + made
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(SpeechRNNError, match="noise_prob.*probability in \\[0, 1\\], got 1.5"):
         AugmentConfig(noise_prob=1.5)
     with pytest.raises(SpeechRNNError, match="speed_range.*got \\(1.2, 0.9\\)"):
         AugmentConfig(speed_range=(1.2, 0.9))
+    with pytest.raises(SpeechRNNError, match="babble_recordings: expected >= 0, got -1"):
+        AugmentConfig(babble_recordings=-1)
 
 
 # --------------------------------------------------------------------------------------------- SpecAugment

@@ -164,3 +164,18 @@ def test_a_corpus_without_word_times_uses_where_the_sound_is(fake_corpus, tmp_pa
         for sp in ex.spans:
             inside = audio[int(sp.start * 16000) : int(sp.end * 16000)]
             assert np.sqrt(np.mean(inside**2)) > 0.05  # the span holds the word's sound
+
+
+def test_training_noise_adds_babble_of_the_splits_own_sentences(corpus):
+    from speechrnn.augment import AugmentConfig, load_noises, speech_babble
+    from speechrnn.speechcommands import SpeechCommandsDataset
+
+    files = load_noises(corpus.background)
+    babble = speech_babble([c.path for c in corpus.sentences["train"]], 3)
+    assert len(babble) == 3 and corpus.sentences["train"]
+    clips = SpeechCommandsDataset(corpus, "train", augment=AugmentConfig())
+    streams = TrainingStreams(corpus, task_labels(corpus, "12"), augment=AugmentConfig())
+    for noises in (clips._noises(), streams._noises()):
+        assert len(noises) == len(files) + 3
+        assert all(a is b for a, b in zip(noises, files + babble, strict=True))
+    assert SpeechCommandsDataset(corpus, "validation")._noises() == files  # no augmenting, no babble
