@@ -72,15 +72,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--task", choices=("all", "12"), default="all", help="all corpus words, or the 12-class benchmark"
     )
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=30,
+        help="passes over the training clips (--max-minutes may stop sooner)",
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="clips per optimiser step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     p.add_argument(
         "--ctc-weight", type=float, default=0.5, help="weight of the CTC loss next to cross-entropy"
     )
     p.add_argument("--cell", choices=sorted(CELLS), default="gru", help="recurrent cell")
     p.add_argument("--hidden", type=int, default=160, help="hidden units per direction")
-    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--layers", type=int, default=3, help="stacked recurrent layers")
     p.add_argument("--dropout", type=float, default=0.15, help="dropout between layers")
     p.add_argument("--unidirectional", action="store_true", help="forward direction only (exact streaming)")
     p.add_argument("--clip-grad", type=float, default=5.0, help="max gradient norm")
@@ -93,7 +98,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="training streams per epoch: clips joined end to end with the label head trained at every step "
         "as the live spotter reads it (0: isolated clips only)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="initial weights, data order and augmentation")
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
     p.add_argument(
         "--threads",
