@@ -25,7 +25,13 @@ from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, latency_steps
 from speechrnn.synth import META_DIR
 from speechrnn.system import usable_cores
 
-ENGINE_NAMES = {"piper": "Piper neural voice", "espeak": "espeak-ng", "mbrola": "MBROLA", "pico": "SVOX Pico"}
+ENGINE_NAMES = {
+    "piper": "Piper neural voice", "espeak": "espeak-ng", "mbrola": "MBROLA", "pico": "SVOX Pico", "rhvoice": "RHVoice",
+}  # fmt: skip
+NON_COMMERCIAL = {  # engines some of whose voices are licensed for non-commercial use only
+    "mbrola": "MBROLA's databases (non-commercial, non-military use only)",
+    "rhvoice": "RHVoice's evgeniy-eng and lyubov (CC BY-NC-ND 4.0)",
+}
 
 
 def main() -> None:
@@ -67,11 +73,12 @@ def main() -> None:
     build = Path(args.data) / META_DIR / "build.json"
     used = json.loads(build.read_text())["engines"] if build.is_file() else []
     engines = ", ".join(ENGINE_NAMES.get(e, e) for e in used) or "engines not recorded"
+    bound = [NON_COMMERCIAL[e] for e in used if e in NON_COMMERCIAL]
     licence = (
-        "\n## Licence of the training voices\nThe corpus includes MBROLA voices, whose databases are free for "
-        "non-commercial, non-military use only;\nthat condition may bind this model too. A corpus built "
-        "without them (`SPEECHRNN_NONFREE=0 scripts/setup.sh`\non a fresh machine) gives a model free of it.\n"
-        if "mbrola" in used
+        f"\n## Licence of the training voices\nThe corpus includes voices licensed for non-commercial use: "
+        f"{'; '.join(bound)}.\nThat condition may bind this model too. A corpus built without them "
+        "(`SPEECHRNN_NONFREE=0 scripts/setup.sh`\non a fresh machine) gives a model free of it.\n"
+        if bound
         else ""
     )
     cfg = model.config
