@@ -346,6 +346,7 @@ class SpeechCommandsDataset(Dataset):
     ):
         self.corpus = root if isinstance(root, Corpus) else scan_corpus(root)
         self.split = split_name(split)
+        self._speech = tuple(c.path for c in self.corpus.sentences[self.split])  # the split's own babble
         self.task = task
         self.labels = tuple(labels) if labels is not None else task_labels(self.corpus, task)
         if len(set(self.labels)) != len(self.labels) or not all(
@@ -421,8 +422,7 @@ class SpeechCommandsDataset(Dataset):
         return np.array([self.entry(i)[1] for i in range(len(self))], dtype=np.int64)
 
     def _noises(self) -> tuple[np.ndarray, ...]:
-        speech = [c.path for c in self.corpus.sentences[self.split]]
-        return noise_recordings(self.corpus.background, speech, self.augment)
+        return noise_recordings(self.corpus.background, self._speech, self.augment)
 
     def __getitem__(self, index: int) -> Example:
         i = self._index(index)
