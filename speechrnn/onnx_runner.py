@@ -24,7 +24,7 @@ import torch
 from .errors import SpeechRNNError
 from .export import OUTPUTS, StepShape, parse_metadata
 from .features import FeatureConfig
-from .streaming import PauseTracker, StreamOutput, _check_audio, hears_speech
+from .streaming import PauseTracker, StreamOutput, _check_audio
 
 
 def load_session(path: str | os.PathLike, threads: int = 1):
@@ -124,7 +124,7 @@ class OnnxStreamingRecognizer:
             self._buffer = self._buffer[advance:]
             if self._pauses is not None:
                 own, ctc = self.chunk * self.stride, parts[-1][0]
-                if self._pauses.update(self._c0[:own], self._c0[own:], hears_speech(ctc)):
+                if self._pauses.update(self._c0[:own], self._c0[own:], ctc):
                     self._state = np.zeros(self._state_shape, dtype=np.float32)
         return self._output(parts, end_samples=None)
 

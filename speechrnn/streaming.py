@@ -172,20 +172,26 @@ class PauseTracker:
         self._counted = False  # whether the current run of quiet frames has been counted as a pause
         self.pauses = 0  # pauses that reset the state so far
 
-    def update(self, c0, ahead=(), hearing: bool = False) -> bool:
+    def update(self, c0, ahead=(), ctc_log_probs=None) -> bool:
         """Follow a chunk's frames by their c0 values; True when the state should be forgotten after them.
 
         Args:
             c0: the chunk's own frames, in order.
             ahead: its look-ahead frames (read, not followed: they are the next chunk's own frames).
-            hearing: whether the model hears speech in the chunk (`hears_speech`); then nothing is forgotten.
+            ctc_log_probs: the chunk's CTC log-probabilities `(steps, n_vocab)`; nothing is forgotten when
+                they hear a character (`hears_speech`). Read only when a reset is otherwise due, so most
+                chunks of a live stream never pay for it.
         """
         for value in (float(v) for v in c0):
             self._floor = min(value, self._floor + self._rise)
             self._quiet = 0 if value > self._floor + self._margin else self._quiet + 1
             self._counted = self._counted and self._quiet > 0
         loud = self._floor + self._margin
-        forget = self._quiet >= self.frames and not hearing and all(float(v) <= loud for v in ahead)
+        forget = (
+            self._quiet >= self.frames
+            and all(float(v) <= loud for v in ahead)
+            and (ctc_log_probs is None or not hears_speech(ctc_log_probs))
+        )
         self.pauses += forget and not self._counted
         self._counted = self._counted or forget
         return forget
@@ -308,9 +314,7 @@ class StreamingRecognizer:
             self._pending = self._pending[width:]
             out = self._run(main, future, last=False)
             outputs.append(out)
-            if self._pauses.update(
-                main[:, 0].tolist(), future[:, 0].tolist(), hears_speech(out.ctc_log_probs)
-            ):
+            if self._pauses.update(main[:, 0].tolist(), future[:, 0].tolist(), out.ctc_log_probs):
                 self._state = None  # and again every chunk while the pause lasts, as clips begin from zeros
         return StreamOutput.concat(outputs)
 

@@ -230,7 +230,10 @@ def test_pause_tracker_forgets_only_when_the_lookahead_is_quiet_too():
     assert not tracker.update([loud] * 10, quiet)  # sound
     assert [tracker.update(quiet, quiet) for _ in range(3)] == [False, False, True]  # a pause again
     assert tracker.update(quiet, [soft] * 8)  # still a pause: soft frames stay under the margin
-    assert not tracker.update(quiet, quiet, hearing=True)  # but the model hears a word the energy misses
+    heard = np.full((5, len(VOCAB)), -30.0)
+    heard[:, BLANK_ID] = 0.0
+    heard[2, BLANK_ID], heard[2, 5] = math.log(0.4), math.log(0.6)  # a character at 60 % on one step
+    assert not tracker.update(quiet, quiet, heard)  # but the model hears a word the energy misses
     assert tracker.update(quiet, quiet)  # the same pause goes on (counted once)
     assert not tracker.update(quiet, [floor] * 7 + [loud])  # a word starts in the look-ahead: keep it
     assert not tracker.update([floor] * 7 + [loud] * 3, quiet)  # the word itself
