@@ -184,22 +184,28 @@ def split_records(data: Path, split: str = "test") -> list[dict]:
     return records
 
 
-def noise_bed(data: Path, records: list[dict]) -> np.ndarray:
-    """The corpus's noise recordings at unit RMS, end to end, with its babble made again of held-out voices.
+def held_out_noises(data: Path, speech: list[Path]) -> list[np.ndarray]:
+    """The corpus's noise recordings at unit RMS, its babble made again of `speech` (held-out voices).
 
-    The corpus's `babble.wav` is spoken by training voices, and training mixes it in: a stream over it
-    would test babble the model has heard. Here babble is six talkers of the split's own `_sentences_`
-    (people never heard in training), as long as the corpus's, from a fixed seed.
+    The corpus's `babble.wav` is spoken by training voices, and training mixes it in: a benchmark over it
+    would test babble the model has heard. Here babble is six talkers of `speech` (the split's own
+    `_sentences_`: people never heard in training), as long as the corpus's, from a fixed seed.
     """
     files = sorted((data / BACKGROUND_DIR).glob("*.wav"))
     if not files:
         raise SystemExit(f"bench: no noise files in {data / BACKGROUND_DIR}")
     parts = [load_audio(f) for f in files]
-    speech = [load_audio(data / r["path"]) for r in records if r.get("label") == SENTENCE_LABEL]
+    talk = [load_audio(p) for p in speech]
     for i, f in enumerate(files):
-        if f.stem == "babble" and speech:
-            parts[i] = noise_gen.babble(parts[i].size, np.random.default_rng(BABBLE_SEED), speech)
-    return np.concatenate([x / (np.std(x) + 1e-9) for x in parts]).astype(np.float32)  # each at unit RMS
+        if f.stem == "babble" and talk:
+            parts[i] = noise_gen.babble(parts[i].size, np.random.default_rng(BABBLE_SEED), talk)
+    return [(x / (np.std(x) + 1e-9)).astype(np.float32) for x in parts]
+
+
+def noise_bed(data: Path, records: list[dict]) -> np.ndarray:
+    """`held_out_noises` of the split's sentences, end to end."""
+    speech = [data / r["path"] for r in records if r.get("label") == SENTENCE_LABEL]
+    return np.concatenate(held_out_noises(data, speech))
 
 
 def build_stream(

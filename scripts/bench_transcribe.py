@@ -7,7 +7,8 @@ a long recording costs.
    forced into the lexicon (no `<unk>`). Word start/end errors against the times the corpus builder
    recorded (`_meta_/clips.jsonl`), over the phrases transcribed exactly.
 2. A continuous recording (10 minutes by default) made of test clips (command words, phrases, unknown words,
-   sentences with no command in them) with pauses between them and background noise under everything,
+   sentences with no command in them) with pauses between them and background noise under everything
+   (the corpus's noises, its babble made again of the test voices' sentences, as bench_streaming does),
    transcribed as one file: keyword recall, false alarms, peak memory and real-time factor on one core.
 
 Writes docs/bench_transcribe.json and the `transcribe` section of docs/BENCHMARKS.md.
@@ -31,6 +32,7 @@ import threading
 import time
 from pathlib import Path
 
+import bench_streaming
 import numpy as np
 import soundfile as sf
 import torch
@@ -172,8 +174,8 @@ def build_recording(
     by_kind["word"] = [r for r in by_kind["word"] if r["text"] in keywords]
     kinds = [k for k in ("word", "phrase", "unknown", "sentence") if by_kind[k]]
     weights = np.array([{"word": 0.45, "phrase": 0.25, "unknown": 0.15, "sentence": 0.15}[k] for k in kinds])
-    noises = [load_audio(p) for p in sorted((data / "_background_noise_").glob("*.wav"))]
-    noises = [n / (np.sqrt(np.mean(n**2)) + 1e-9) for n in noises if n.size > SAMPLE_RATE]
+    sentences = [data / r["path"] for r in by_kind["sentence"]]
+    noises = [n for n in bench_streaming.held_out_noises(data, sentences) if n.size > SAMPLE_RATE]
     total = int(minutes * 60 * SAMPLE_RATE)
     truth, counts, pos = [], dict.fromkeys(kinds, 0), 0
     with sf.SoundFile(path, "w", SAMPLE_RATE, 1, subtype="PCM_16") as out:
@@ -344,7 +346,7 @@ def markdown(result: dict) -> str:
         f"{times('ctc_only_start')}; end {times('ctc_only_end')}",
         "",
         f"Continuous recording: {r['seconds'] / 60:.1f} min of test clips ({items}) with 0.5-3 s pauses "
-        "and background noise (-55 to -35 dBFS) under everything, transcribed as one file (streamed):",
+        "and background noise (-55 to -35 dBFS; babble of test voices) under everything, transcribed as one file (streamed):",
         "",
         "| keywords | found | recall | false alarms | per hour | `<unk>` | peak RSS | RTF CPU | RTF wall |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -432,9 +432,10 @@ def test_trained_model_word_across_a_block_boundary(tmp_path):
 # ------------------------------------------------------------------------------------------- benchmark
 
 
-def test_benchmark_script_runs_and_keeps_other_sections(fake_corpus, ckpt, tmp_path):
+def test_benchmark_script_runs_and_keeps_other_sections(fake_corpus, ckpt, tmp_path, monkeypatch):
     import importlib.util
 
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scripts"))  # it imports bench_streaming
     spec = importlib.util.spec_from_file_location(
         "bench_transcribe", Path(__file__).parents[1] / "scripts" / "bench_transcribe.py"
     )
