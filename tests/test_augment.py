@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from speechrnn.audio import SAMPLE_RATE
 from speechrnn.augment import (
+    BABBLE_SECONDS,
     AugmentConfig,
     activity_bounds,
     augment,
@@ -296,7 +297,7 @@ def test_babble_is_made_of_the_given_speech_once(tmp_path):
     made = speech_babble(paths, 3)
     assert len(made) == 3 and speech_babble([str(p) for p in paths], 3) is made  # made once
     for b in made:
-        assert b.size == int(60 * SAMPLE_RATE) and np.isfinite(b).all()
+        assert b.size == int(BABBLE_SECONDS * SAMPLE_RATE) and np.isfinite(b).all()
         spectrum = np.abs(np.fft.rfft(b[: 10 * SAMPLE_RATE]))
         tones = spectrum[[150 * 10, 210 * 10, 270 * 10, 330 * 10]]  # 0.1 Hz bins
         assert (tones > 20 * np.median(spectrum)).all()  # every talker is in the crowd

@@ -171,11 +171,12 @@ def test_training_noise_adds_babble_of_the_splits_own_sentences(corpus):
     from speechrnn.speechcommands import SpeechCommandsDataset
 
     files = load_noises(corpus.background)
-    babble = speech_babble([c.path for c in corpus.sentences["train"]], 3)
-    assert len(babble) == 3 and corpus.sentences["train"]
+    count = AugmentConfig().babble_recordings
+    babble = speech_babble([c.path for c in corpus.sentences["train"]], count)
+    assert len(babble) == count > 0 and corpus.sentences["train"]
     clips = SpeechCommandsDataset(corpus, "train", augment=AugmentConfig())
     streams = TrainingStreams(corpus, task_labels(corpus, "12"), augment=AugmentConfig())
     for noises in (clips._noises(), streams._noises()):
-        assert len(noises) == len(files) + 3
+        assert len(noises) == len(files) + count
         assert all(a is b for a, b in zip(noises, files + babble, strict=True))
     assert SpeechCommandsDataset(corpus, "validation")._noises() == files  # no augmenting, no babble
