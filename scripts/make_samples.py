@@ -30,6 +30,7 @@ WANTED = (
     ("happy", "pico:en-US"),
     ("go", "festival:kal_diphone"),
     ("down", "mbrola:en1"),
+    ("right", "rhvoice:clb"),
     (PHRASE, "mbrola:us3"),
     (PHRASE, "pico:en-GB"),
 )
