@@ -422,7 +422,7 @@ def test_trained_model_word_across_a_block_boundary(tmp_path):
     blocks = transcribe(long.astype(np.float32), model, long_seconds=20, block_seconds=10)
     whole = transcribe(long.astype(np.float32), model, long_seconds=60)  # read whole: no boundary
 
-    def near(result):  # elsewhere in the noise the model hears one "six" (21 s, score 0.58)
+    def near(result):  # elsewhere in the noise the model hears one "six" (21 s, score about 0.6)
         return [w for w in result.words if start / RATE - 1.0 <= w.start <= (start + clip.size) / RATE + 1.0]
 
     assert " ".join(w.word for w in near(blocks)) == "go left stop"
