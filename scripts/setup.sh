@@ -19,8 +19,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # libportaudio2: sounddevice (microphone); the synthesisers and voices: `speechrnn synth`;
 # sox: audio conversion and checks; pulseaudio and ALSA: a sound server for the live tests.
 APT_PACKAGES=(
-    libportaudio2 espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-don
-    festvox-us-slt-hts sox
+    libportaudio2 espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox
     pulseaudio libasound2-plugins alsa-utils pulseaudio-utils
 )
 
@@ -67,10 +66,11 @@ else
 fi
 
 # --- more voices from Debian's contrib and non-free components ---------------------------------------
-# MBROLA's diphone voices (free for non-commercial use), SVOX Pico (Apache 2.0, in non-free for want of
-# its voice data's sources) and RHVoice's English voices (in non-free for the same reason). `speechrnn synth` runs without them, with fewer people in the corpus; the
+# Festival's British men Rab and Don (contrib), MBROLA's diphone voices (free for non-commercial use), SVOX
+# Pico (Apache 2.0, in non-free for want of its voice data's sources) and RHVoice's English voices (in
+# non-free for the same reason). `speechrnn synth` runs without them, with fewer people in the corpus; the
 # shipped model was trained with them. SPEECHRNN_NONFREE=0 skips this step.
-NONFREE_PACKAGES=(mbrola libttspico-utils mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1
+NONFREE_PACKAGES=(festvox-rablpc16k festvox-don mbrola libttspico-utils mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1
     mbrola-af1 mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4 mbrola-de5 mbrola-de6 mbrola-fr1 mbrola-fr4 mbrola-gr2
     mbrola-hu1 mbrola-nl2 mbrola-pl1 mbrola-ro1 mbrola-sw1 mbrola-sw2 rhvoice rhvoice-english)
 missing_of "${NONFREE_PACKAGES[@]}"
@@ -93,7 +93,7 @@ elif ((${#missing[@]})); then
     fi
     say "apt: installing ${missing[*]}"
     if ! apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-        say "warning: could not install ${missing[*]}; speechrnn synth will run without mbrola, pico and RHVoice"
+        say "warning: could not install ${missing[*]}; speechrnn synth will run without them"
     fi
 else
     say "apt: all ${#NONFREE_PACKAGES[@]} contrib/non-free voice packages present"
