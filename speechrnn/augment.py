@@ -11,7 +11,8 @@ Filtering is done in the FFT domain with one transform pair per effect, at FFT s
 all small: with the default config a 1 s clip costs about 1.5 ms of CPU on average (the pitch shift, the
 dearest effect, about 1.2 ms when drawn).
 
-`spec_augment` masks time and coefficient bands of batched features (torch, any device).
+`spec_augment` masks time and coefficient bands of batched features, and `random_vocal_tract_warp` moves their
+formants as another speaker's would (torch, any device).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torchaudio
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import noise as noise_gen
@@ -607,3 +609,77 @@ def spec_augment(
         fill = (features * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp(min=1)
         return torch.where(mask, fill.expand_as(features), features)
     return features.masked_fill(mask, value)
+
+
+# ------------------------------------------------------------------------------- vocal tract length warp
+
+
+def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + f / 700.0)  # the HTK mel scale the MFCC front end uses
+
+
+def vocal_tract_warp(
+    features: torch.Tensor, warps: torch.Tensor, f_min: float, f_max: float, n_mels: int
+) -> torch.Tensor:
+    """Warp the frequency axis of MFCC features as a longer or shorter vocal tract would (VTLP).
+
+    Each clip's MFCCs go back to log-mel energies (the inverse of the orthonormal DCT), the log-mel bands are
+    read off a warped frequency axis, and the result goes through the DCT again. A warp `a` above 1 moves
+    every formant up by the factor `a` (a shorter tract: a smaller person), below 1 down; the top
+    `0.2 * f_max` bends linearly so that the band edge stays where it is (Jaitly and Hinton 2013). Unlike the
+    waveform's speed and pitch shifts, this changes the formants and leaves the voice's pitch and timing alone.
+
+    Args:
+        features: `(batch, frames, n_mfcc)` MFCCs of a front end with `n_mels` HTK mel bands between `f_min`
+            and `f_max` Hz, on any device.
+        warps: `(batch,)` warp factors; 1 leaves a clip as it is.
+
+    Returns:
+        A new tensor of the same shape.
+    """
+    if features.dim() != 3 or warps.shape != features.shape[:1]:
+        raise SpeechRNNError(
+            f"vocal_tract_warp: expected features (batch, frames, n) and warps (batch,), got shapes "
+            f"{tuple(features.shape)} and {tuple(warps.shape)}"
+        )
+    device, n_mfcc = features.device, features.shape[-1]
+    dct = torchaudio.functional.create_dct(n_mfcc, n_mels, norm="ortho").to(device, features.dtype)
+    log_mel = features @ dct.T  # (batch, frames, n_mels); exact when n_mfcc == n_mels
+    lo, hi = (
+        _hz_to_mel(torch.tensor(f_min, dtype=torch.float64)),
+        _hz_to_mel(torch.tensor(f_max, dtype=torch.float64)),
+    )
+    centre_mel = torch.linspace(float(lo), float(hi), n_mels + 2, dtype=torch.float64)[1:-1]
+    centre_hz = 700.0 * (10.0 ** (centre_mel / 2595.0) - 1.0)
+    a = warps.detach().to("cpu", torch.float64)[:, None]
+    knee = 0.8 * f_max * torch.clamp(a, max=1.0)  # below it the source of frequency f is f / a
+    f = centre_hz[None, :]
+    source = torch.where(
+        f <= knee, f / a, knee / a + (f - knee) * (f_max - knee / a) / (f_max - knee)
+    )  # (batch, n_mels) Hz each output band reads
+    spacing = (hi - lo) / (n_mels + 1)
+    pos = ((_hz_to_mel(source) - centre_mel[0]) / spacing).clamp(0, n_mels - 1)  # fractional band index
+    below = pos.floor().long().clamp(max=n_mels - 2)
+    frac = (pos - below).to(device, features.dtype)[:, None, :]
+    below = below.to(device)[:, None, :].expand(-1, log_mel.shape[1], -1)
+    warped = (1 - frac) * log_mel.gather(2, below) + frac * log_mel.gather(2, below + 1)
+    return warped @ dct
+
+
+def random_vocal_tract_warp(
+    features: torch.Tensor,
+    generator: torch.Generator | None,
+    prob: float,
+    warp_range: tuple[float, float],
+    f_min: float,
+    f_max: float,
+    n_mels: int,
+) -> torch.Tensor:
+    """`vocal_tract_warp` of each clip with chance `prob`, its factor uniform in `warp_range`."""
+    batch = features.shape[0]
+    gen_device = generator.device if generator is not None else "cpu"
+    u = torch.rand(batch, 2, generator=generator, dtype=torch.float64, device=gen_device).cpu()
+    warps = torch.where(u[:, 0] < prob, warp_range[0] + u[:, 1] * (warp_range[1] - warp_range[0]), 1.0)
+    if bool((warps == 1.0).all()):
+        return features
+    return vocal_tract_warp(features, warps, f_min, f_max, n_mels)

@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Sampler
 from tqdm import tqdm
 
-from .augment import AugmentConfig, spec_augment
+from .augment import AugmentConfig, random_vocal_tract_warp, spec_augment
 from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 from .errors import SpeechRNNError
 from .evaluate import evaluate_model
@@ -59,6 +59,11 @@ class TrainConfig:
     # live default is 8: 160 ms)
     augment: bool = True  # waveform augmentation (noise, reverb, channel, speed, pitch, shift)
     spec_augment: bool = True  # time and frequency masks on the features
+    vtlp_prob: float = (
+        0.5  # chance a clip's formants are warped (`augment.random_vocal_tract_warp`): speed and
+    )
+    # pitch shifts move formants and pitch together; people differ in each on its own
+    vtlp_range: tuple[float, float] = (0.9, 1.1)  # the warp factor: above 1 moves formants up
     phrases: bool = True  # also train on the multi-word phrase clips (CTC only)
     streams: int = 2000  # training streams per epoch: clips end to end, label head trained as it streams
     stream_weight: float = 1.0  # weight of the streams' step-wise label loss
@@ -75,12 +80,17 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["chunk_steps"], d["lookahead_steps"] = list(self.chunk_steps), list(self.lookahead_steps)
+        d["vtlp_range"] = list(self.vtlp_range)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = dict(d)
         d["chunk_steps"], d["lookahead_steps"] = tuple(d["chunk_steps"]), tuple(d["lookahead_steps"])
+        if "vtlp_range" in d:
+            d["vtlp_range"] = tuple(d["vtlp_range"])
+        else:  # a checkpoint from before the warp trained without it
+            d["vtlp_prob"] = 0.0
         return cls(**d)
 
 
@@ -210,6 +220,9 @@ def compute_loss(
     g = torch.Generator().manual_seed(_seed_for(cfg.seed, step, 7))
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     feats, lengths = core.featurize(batch.audio, batch.audio_lengths)
+    if cfg.vtlp_prob > 0:  # before the masks, which it would smear
+        f = core.features
+        feats = random_vocal_tract_warp(feats, g, cfg.vtlp_prob, cfg.vtlp_range, f.f_min, f.f_max, f.n_mels)
     if cfg.spec_augment:
         feats = spec_augment(feats, lengths, g)
     full_context = torch.rand((), generator=g).item() < cfg.full_context_prob

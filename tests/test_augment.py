@@ -33,13 +33,16 @@ from speechrnn.augment import (
     random_reverb,
     random_speed,
     random_time_shift,
+    random_vocal_tract_warp,
     reverberate,
     room_impulse_response,
     spec_augment,
     speech_babble,
     time_shift,
+    vocal_tract_warp,
 )
 from speechrnn.errors import SpeechRNNError
+from speechrnn.features import FeatureConfig, mfcc
 
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OFF = AugmentConfig(
@@ -386,3 +389,56 @@ def test_spec_augment_on_gpu_with_a_cpu_generator_matches_cpu():
     gpu = spec_augment(x.cuda(), lengths.cuda(), torch.Generator().manual_seed(1))
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu)
+
+
+# ------------------------------------------------------------------------------- vocal tract length warp
+FEATS = FeatureConfig()
+BANDS = (FEATS.f_min, FEATS.f_max, FEATS.n_mels)
+
+
+def _log_mel_peak_hz(features: torch.Tensor) -> float:
+    """Centre frequency of the loudest log-mel band of `(frames, n_mfcc)` MFCCs, averaged over frames."""
+    import torchaudio
+
+    dct = torchaudio.functional.create_dct(FEATS.n_mfcc, FEATS.n_mels, norm="ortho")
+    log_mel = (features.double() @ dct.T.double()).mean(0)
+    mel = np.linspace(
+        2595 * np.log10(1 + FEATS.f_min / 700), 2595 * np.log10(1 + FEATS.f_max / 700), FEATS.n_mels + 2
+    )
+    k = int(log_mel.argmax())
+    # the peak between bands: a parabola through the loudest band and its neighbours
+    a, b, c = (float(log_mel[j]) for j in (k - 1, k, k + 1))
+    centre = k + 0.5 * (a - c) / (a - 2 * b + c)
+    return float(700 * (10 ** (np.interp(centre, np.arange(FEATS.n_mels), mel[1:-1]) / 2595) - 1))
+
+
+def test_vocal_tract_warp_of_one_leaves_features_alone():
+    x = mfcc(_tone(700.0) + _tone(2300.0, amp=0.2))[None]
+    torch.testing.assert_close(vocal_tract_warp(x, torch.ones(1), *BANDS), x, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("warp", [0.9, 1.1])
+def test_vocal_tract_warp_moves_a_formant_by_its_factor_and_leaves_the_timing(warp):
+    # A 1 kHz tone warped by `warp` sounds to the front end like a tone at `warp` kHz.
+    x = mfcc(_tone(1000.0, start=0.3, stop=0.7))
+    y = vocal_tract_warp(x[None], torch.tensor([warp]), *BANDS)[0]
+    tone = slice(35, 65)  # frames well inside the tone
+    assert _log_mel_peak_hz(x[tone]) == pytest.approx(1000.0, rel=0.03)
+    assert _log_mel_peak_hz(y[tone]) == pytest.approx(1000.0 * warp, rel=0.03)
+    assert _log_mel_peak_hz(y[tone]) == pytest.approx(
+        _log_mel_peak_hz(mfcc(_tone(1000.0 * warp))[tone]), rel=0.03
+    )
+    energy = y[:, 0]  # c0 follows loudness: the tone still starts and stops where it did
+    assert energy[tone].min() > energy[:20].max() + 5 and energy[tone].min() > energy[-20:].max() + 5
+
+
+def test_random_vocal_tract_warp_draws_per_clip_and_repeats_with_the_generator():
+    x = mfcc(_tone(1000.0))[None].repeat(6, 1, 1)
+    a = random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 1.0, (0.9, 1.1), *BANDS)
+    b = random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 1.0, (0.9, 1.1), *BANDS)
+    torch.testing.assert_close(a, b)
+    peaks = [_log_mel_peak_hz(clip) for clip in a]
+    assert len({round(p) for p in peaks}) == 6 and all(880 < p < 1120 for p in peaks)
+    assert random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 0.0, (0.9, 1.1), *BANDS) is x
+    with pytest.raises(SpeechRNNError, match="warps"):
+        vocal_tract_warp(x, torch.ones(2), *BANDS)

@@ -236,3 +236,11 @@ def test_epoch_batches_bucket_long_items_and_share_ranks_evenly():
     ranks = [list(EpochBatches(long, 4, seed=1, rank=r, world=2)) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == len(batches) // 2
     assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
+
+
+def test_train_config_round_trips_and_an_older_checkpoint_trains_without_the_formant_warp():
+    cfg = TrainConfig(data="x", vtlp_range=(0.85, 1.15))
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    old = cfg.to_dict()
+    del old["vtlp_prob"], old["vtlp_range"]  # as a checkpoint written before the warp existed
+    assert TrainConfig.from_dict(old).vtlp_prob == 0.0
