@@ -90,6 +90,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unidirectional", action="store_true", help="forward direction only (exact streaming)")
     p.add_argument("--clip-grad", type=float, default=5.0, help="max gradient norm")
     p.add_argument("--no-augment", action="store_true", help="no waveform augmentation")
+    p.add_argument(
+        "--vtlp", type=float, default=0.5, metavar="PROB",
+        help="chance that a clip's formants are warped as another speaker's would be (0: never)",
+    )  # fmt: skip
     p.add_argument("--no-phrases", action="store_true", help="train on single words only")
     p.add_argument(
         "--streams",
@@ -129,7 +133,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         data=args.data, task=args.task, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        ctc_weight=args.ctc_weight, clip_grad=args.clip_grad, augment=not args.no_augment,
+        ctc_weight=args.ctc_weight, clip_grad=args.clip_grad, augment=not args.no_augment, vtlp_prob=args.vtlp,
         phrases=not args.no_phrases, streams=args.streams, seed=args.seed, workers=args.workers,
         threads=args.threads, device=args.device, max_minutes=args.max_minutes, limit_batches=args.limit_batches,
     )  # fmt: skip

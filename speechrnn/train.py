@@ -59,10 +59,9 @@ class TrainConfig:
     # live default is 8: 160 ms)
     augment: bool = True  # waveform augmentation (noise, reverb, channel, speed, pitch, shift)
     spec_augment: bool = True  # time and frequency masks on the features
-    vtlp_prob: float = (
-        0.5  # chance a clip's formants are warped (`augment.random_vocal_tract_warp`): speed and
-    )
-    # pitch shifts move formants and pitch together; people differ in each on its own
+    # Chance that a clip's formants are warped (`augment.random_vocal_tract_warp`): the speed and pitch
+    # shifts move formants and pitch together, while people differ in each on its own.
+    vtlp_prob: float = 0.5
     vtlp_range: tuple[float, float] = (0.9, 1.1)  # the warp factor: above 1 moves formants up
     phrases: bool = True  # also train on the multi-word phrase clips (CTC only)
     streams: int = 2000  # training streams per epoch: clips end to end, label head trained as it streams
@@ -76,6 +75,14 @@ class TrainConfig:
     save_minutes: float = 5.0  # also checkpoint mid-epoch this often
     max_minutes: float | None = None  # time budget: the schedule follows wall time and training ends with it
     limit_batches: int | None = None  # cap batches per epoch (smoke tests)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.vtlp_range
+        if not 0.0 <= self.vtlp_prob <= 1.0 or not 0.5 <= lo <= hi <= 2.0:
+            raise SpeechRNNError(
+                f"formant warp: expected a probability in [0, 1] and factors within [0.5, 2], got "
+                f"{self.vtlp_prob:g} and {self.vtlp_range}"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)

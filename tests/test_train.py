@@ -244,3 +244,5 @@ def test_train_config_round_trips_and_an_older_checkpoint_trains_without_the_for
     old = cfg.to_dict()
     del old["vtlp_prob"], old["vtlp_range"]  # as a checkpoint written before the warp existed
     assert TrainConfig.from_dict(old).vtlp_prob == 0.0
+    with pytest.raises(SpeechRNNError, match="formant warp"):
+        TrainConfig(data="x", vtlp_prob=1.5)
