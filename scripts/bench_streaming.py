@@ -35,6 +35,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -184,8 +185,8 @@ def split_records(data: Path, split: str = "test") -> list[dict]:
     return records
 
 
-def held_out_noises(data: Path, speech: list[Path]) -> list[np.ndarray]:
-    """The corpus's noise recordings at unit RMS, its babble made again of `speech` (held-out voices).
+def held_out_noises(data: Path, speech: list[Path]) -> dict[str, np.ndarray]:
+    """The corpus's noise recordings at unit RMS by name, its babble made again of `speech` (held-out voices).
 
     The corpus's `babble.wav` is spoken by training voices, and training mixes it in: a benchmark over it
     would test babble the model has heard. Here babble is six talkers of `speech` (the split's own
@@ -194,47 +195,66 @@ def held_out_noises(data: Path, speech: list[Path]) -> list[np.ndarray]:
     files = sorted((data / BACKGROUND_DIR).glob("*.wav"))
     if not files:
         raise SystemExit(f"bench: no noise files in {data / BACKGROUND_DIR}")
-    parts = [load_audio(f) for f in files]
     talk = [load_audio(p) for p in speech]
-    for i, f in enumerate(files):
+    noises = {}
+    for f in files:
+        x = load_audio(f)
         if f.stem == "babble" and talk:
-            parts[i] = noise_gen.babble(parts[i].size, np.random.default_rng(BABBLE_SEED), talk)
-    return [(x / (np.std(x) + 1e-9)).astype(np.float32) for x in parts]
+            x = noise_gen.babble(x.size, np.random.default_rng(BABBLE_SEED), talk)
+        noises[f.stem] = (x / (np.std(x) + 1e-9)).astype(np.float32)
+    return noises
 
 
-def noise_bed(data: Path, records: list[dict]) -> np.ndarray:
+class NoiseBed(NamedTuple):
+    """Noise recordings end to end, and which one lies under each sample."""
+
+    audio: np.ndarray
+    names: tuple[str, ...]
+    ends: np.ndarray  # sample at which each recording ends
+
+    def name_at(self, sample: int) -> str:
+        """The noise under `sample` (counted round the bed, as `build_stream` loops it)."""
+        return self.names[int(np.searchsorted(self.ends, sample % self.audio.size, side="right"))]
+
+
+def noise_bed(data: Path, records: list[dict]) -> NoiseBed:
     """`held_out_noises` of the split's sentences, end to end."""
     speech = [data / r["path"] for r in records if r.get("label") == SENTENCE_LABEL]
-    return np.concatenate(held_out_noises(data, speech))
+    noises = held_out_noises(data, speech)
+    ends = np.cumsum([x.size for x in noises.values()])
+    return NoiseBed(np.concatenate(list(noises.values())), tuple(noises), ends)
 
 
 def build_stream(
-    data: Path, records: list[dict], noise: np.ndarray, rng: np.random.Generator, snr_db: float, gap_s: tuple
+    data: Path, records: list[dict], noise: NoiseBed, rng: np.random.Generator, snr_db: float, gap_s: tuple
 ) -> tuple[np.ndarray, list[dict]]:
     """Clips end to end with noise-only gaps, over a noise bed at `snr_db` below the median clip level.
 
-    Returns the stream and every spoken word: `{"word", "start", "end", "speaker"}`, times in stream seconds.
+    Returns the stream and every spoken word: `{"word", "start", "end", "speaker", "noise"}`, times in stream
+    seconds, `noise` the recording under the word's start.
     """
     clips = [load_audio(data / r["path"]) for r in records]
     gaps = rng.uniform(*gap_s, size=len(clips) + 1)
     total = int((sum(c.size for c in clips) / SAMPLE_RATE + gaps.sum()) * SAMPLE_RATE) + SAMPLE_RATE
+    offset = int(rng.integers(0, noise.audio.size))
     stream = np.zeros(total, dtype=np.float32)
     words, pos = [], int(gaps[0] * SAMPLE_RATE)
     for r, clip, gap in zip(records, clips, gaps[1:], strict=True):
         stream[pos : pos + clip.size] += clip
         for w in r.get("words") or []:
+            start = pos / SAMPLE_RATE + w["start"]
             words.append(
                 {
                     "word": w["word"],
-                    "start": pos / SAMPLE_RATE + w["start"],
+                    "start": start,
                     "end": pos / SAMPLE_RATE + w["end"],
                     "speaker": r.get("speaker", r["path"]),
+                    "noise": noise.name_at(offset + int(start * SAMPLE_RATE)),
                 }
             )
         pos += clip.size + int(gap * SAMPLE_RATE)
     speech_rms = float(np.median([np.sqrt(np.mean(c**2)) for c in clips])) if clips else 0.1
-    offset = int(rng.integers(0, noise.size))
-    bed = np.resize(np.roll(noise, -offset), total)
+    bed = np.resize(np.roll(noise.audio, -offset), total)
     stream += bed * speech_rms * 10 ** (-snr_db / 20)
     return stream, words
 
@@ -301,7 +321,20 @@ def score(detections: list, words: list[dict], keywords: set[str], tolerance_s: 
         "latency_median_ms": round(float(np.median(lat)), 1) if lat.size else None,
         "latency_p90_ms": round(float(np.percentile(lat, 90)), 1) if lat.size else None,
         "correct_ci95": speaker_interval(truth, correct_flags),
+        "correct_by_noise": by_noise(truth, correct_flags),
     }
+
+
+def by_noise(words: list[dict], correct: list[bool]) -> dict[str, list[int]] | None:
+    """`{noise: [correct, spoken]}` command words under each noise; None when the words carry no noise."""
+    if not words or any("noise" not in w for w in words):
+        return None
+    counts: dict[str, list[int]] = {}
+    for w, ok in zip(words, correct, strict=True):
+        row = counts.setdefault(w["noise"], [0, 0])
+        row[0] += ok
+        row[1] += 1
+    return dict(sorted(counts.items()))
 
 
 def speaker_interval(words: list[dict], correct: list[bool], draws: int = 2000) -> list[float] | None:
@@ -431,6 +464,7 @@ def markdown(results: dict) -> str:
         f"words: {a['words']} command words spoken), noise at {a['snr_db']:g} dB SNR, match tolerance {a['tolerance_ms']:g} ms after the word "
         f"end; chunk {a['chunk_ms']:g} ms + look-ahead {a['lookahead_ms']:g} ms; spotter {a['spotter']}.",
         "",
+        *_noise_line(a.get("correct_by_noise")),
         "| threshold | correct % | wrong % | false pos. % | false alarms / h | latency median ms |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
@@ -440,6 +474,13 @@ def markdown(results: dict) -> str:
             f"| {r['false_alarms_per_hour']} | {r['latency_median_ms']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _noise_line(counts: dict[str, list[int]] | None) -> list[str]:
+    if not counts:
+        return []
+    parts = [f"{name} {100 * c / n:.0f} % ({c}/{n})" for name, (c, n) in counts.items()]
+    return ["Correct by the noise under the word: " + ", ".join(parts) + ".", ""]
 
 
 def _interval(ci: list[float] | None) -> str:

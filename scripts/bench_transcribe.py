@@ -175,7 +175,7 @@ def build_recording(
     kinds = [k for k in ("word", "phrase", "unknown", "sentence") if by_kind[k]]
     weights = np.array([{"word": 0.45, "phrase": 0.25, "unknown": 0.15, "sentence": 0.15}[k] for k in kinds])
     sentences = [data / r["path"] for r in by_kind["sentence"]]
-    noises = [n for n in bench_streaming.held_out_noises(data, sentences) if n.size > SAMPLE_RATE]
+    noises = [n for n in bench_streaming.held_out_noises(data, sentences).values() if n.size > SAMPLE_RATE]
     total = int(minutes * 60 * SAMPLE_RATE)
     truth, counts, pos = [], dict.fromkeys(kinds, 0), 0
     with sf.SoundFile(path, "w", SAMPLE_RATE, 1, subtype="PCM_16") as out:

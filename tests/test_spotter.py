@@ -193,12 +193,15 @@ def test_benchmark_scores_like_the_tensorflow_streaming_test():
         {"word": "up", "start": 6.0, "end": 6.3},
         {"word": "apple", "start": 8.0, "end": 8.4},  # not a keyword: a detection there is a false positive
     ]
+    for w, noise in zip(words, ("babble", "white", "babble", "pink"), strict=True):
+        w["noise"] = noise
     found = [Detection("yes", 1.7, 0.9, 0), Detection("up", 3.6, 0.8, 0), Detection("no", 8.2, 0.7, 0)]
     stats = bench.score(found, words, {"yes", "no", "up"}, tolerance_s=0.75)
     assert stats["words"] == 3
     assert (stats["correct_pct"], stats["wrong_pct"], stats["false_positive_pct"]) == (33.33, 33.33, 33.33)
     assert stats["matched_pct"] == 66.67
     assert stats["latency_median_ms"] == pytest.approx(200.0)
+    assert stats["correct_by_noise"] == {"babble": [1, 2], "white": [0, 1]}
 
 
 def test_benchmark_interval_is_over_speakers():
@@ -221,11 +224,14 @@ def test_benchmark_babble_is_spoken_by_the_held_out_split(fake_corpus, tmp_path)
     assert any(r["label"] == "_sentence_" for r in records)
     trained = bench.noise_bed(data, [])  # no sentences: the corpus's babble, the one training mixes in
     bed = bench.noise_bed(data, records)
-    np.testing.assert_array_equal(bed, bench.noise_bed(data, records))  # one fixed draw
-    assert bed.size == trained.size
-    np.testing.assert_array_equal(bed[n:], trained[n:])  # babble.wav sorts first; the other noises stay
-    assert abs(np.corrcoef(bed[:n], trained[:n])[0, 1]) < 0.1  # the babble is made again, of the sentences
-    assert np.std(bed[:n]) == pytest.approx(1.0, abs=1e-3)
+    np.testing.assert_array_equal(bed.audio, bench.noise_bed(data, records).audio)  # one fixed draw
+    assert bed.audio.size == trained.audio.size
+    np.testing.assert_array_equal(bed.audio[n:], trained.audio[n:])  # babble.wav sorts first; the rest stay
+    assert abs(np.corrcoef(bed.audio[:n], trained.audio[:n])[0, 1]) < 0.1  # babble made again, of sentences
+    assert np.std(bed.audio[:n]) == pytest.approx(1.0, abs=1e-3)
+    # Each sample knows its noise, round the loop too: the benchmark counts the words under each.
+    assert bed.names[0] == "babble" and bed.name_at(0) == bed.name_at(n - 1) == "babble"
+    assert bed.name_at(n) == bed.names[1] and bed.name_at(bed.audio.size + 5) == "babble"
 
 
 def test_benchmark_quick_run_writes_its_report(fake_corpus, tmp_path):
