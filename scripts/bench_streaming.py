@@ -12,7 +12,8 @@ are laid end to end with noise-only gaps over a background noise bed (the corpus
 the split's own people: the corpus's babble is training voices); the stream goes through the live
 stack; each detection is matched to a spoken word whose span (extended by the tolerance after its end)
 contains the detection time, preferring a word of the same label. Reported as percentages of the spoken
-command words: matched, correct, wrong, and false positives (detections matching no word). A second stream
+command words: matched, correct, wrong, and false positives (detections matching no word), and the words
+right under each noise and of each voice (where the misses are). A second stream
 of non-command sentences and unknown words over noise gives false alarms per hour. Latency: detection time
 minus the end of the spoken word (word times from clips.jsonl), for correct detections. The correct
 percentage comes with a 95 % interval from a bootstrap over the stream's speakers: how far another draw of
@@ -230,8 +231,8 @@ def build_stream(
 ) -> tuple[np.ndarray, list[dict]]:
     """Clips end to end with noise-only gaps, over a noise bed at `snr_db` below the median clip level.
 
-    Returns the stream and every spoken word: `{"word", "start", "end", "speaker", "noise"}`, times in stream
-    seconds, `noise` the recording under the word's start.
+    Returns the stream and every spoken word: `{"word", "start", "end", "speaker", "voice", "noise"}`, times
+    in stream seconds, `noise` the recording under the word's start.
     """
     clips = [load_audio(data / r["path"]) for r in records]
     gaps = rng.uniform(*gap_s, size=len(clips) + 1)
@@ -249,6 +250,7 @@ def build_stream(
                     "start": start,
                     "end": pos / SAMPLE_RATE + w["end"],
                     "speaker": r.get("speaker", r["path"]),
+                    "voice": voice_group(r),
                     "noise": noise.name_at(offset + int(start * SAMPLE_RATE)),
                 }
             )
@@ -321,17 +323,24 @@ def score(detections: list, words: list[dict], keywords: set[str], tolerance_s: 
         "latency_median_ms": round(float(np.median(lat)), 1) if lat.size else None,
         "latency_p90_ms": round(float(np.percentile(lat, 90)), 1) if lat.size else None,
         "correct_ci95": speaker_interval(truth, correct_flags),
-        "correct_by_noise": by_noise(truth, correct_flags),
+        "correct_by_noise": tally(truth, correct_flags, "noise"),
+        "correct_by_voice": tally(truth, correct_flags, "voice"),
     }
 
 
-def by_noise(words: list[dict], correct: list[bool]) -> dict[str, list[int]] | None:
-    """`{noise: [correct, spoken]}` command words under each noise; None when the words carry no noise."""
-    if not words or any("noise" not in w for w in words):
+def voice_group(record: dict) -> str:
+    """The voice a clip's record names, without its per-speaker settings; espeak's accents as one."""
+    base = str(record.get("voice") or "unknown").split()[0]
+    return "espeak" if base.startswith("espeak:") else base
+
+
+def tally(words: list[dict], correct: list[bool], key: str) -> dict[str, list[int]] | None:
+    """`{value: [correct, spoken]}` command words by their `key` (noise, voice); None when they lack it."""
+    if not words or any(key not in w for w in words):
         return None
     counts: dict[str, list[int]] = {}
     for w, ok in zip(words, correct, strict=True):
-        row = counts.setdefault(w["noise"], [0, 0])
+        row = counts.setdefault(w[key], [0, 0])
         row[0] += ok
         row[1] += 1
     return dict(sorted(counts.items()))
@@ -464,7 +473,8 @@ def markdown(results: dict) -> str:
         f"words: {a['words']} command words spoken), noise at {a['snr_db']:g} dB SNR, match tolerance {a['tolerance_ms']:g} ms after the word "
         f"end; chunk {a['chunk_ms']:g} ms + look-ahead {a['lookahead_ms']:g} ms; spotter {a['spotter']}.",
         "",
-        *_noise_line(a.get("correct_by_noise")),
+        *_tally_line("Correct by the noise under the word", a.get("correct_by_noise")),
+        *_tally_line("Correct by voice", a.get("correct_by_voice")),
         "| threshold | correct % | wrong % | false pos. % | false alarms / h | latency median ms |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
@@ -476,11 +486,11 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _noise_line(counts: dict[str, list[int]] | None) -> list[str]:
+def _tally_line(title: str, counts: dict[str, list[int]] | None) -> list[str]:
     if not counts:
         return []
     parts = [f"{name} {100 * c / n:.0f} % ({c}/{n})" for name, (c, n) in counts.items()]
-    return ["Correct by the noise under the word: " + ", ".join(parts) + ".", ""]
+    return [f"{title}: " + ", ".join(parts) + ".", ""]
 
 
 def _interval(ci: list[float] | None) -> str:

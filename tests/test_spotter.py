@@ -193,8 +193,10 @@ def test_benchmark_scores_like_the_tensorflow_streaming_test():
         {"word": "up", "start": 6.0, "end": 6.3},
         {"word": "apple", "start": 8.0, "end": 8.4},  # not a keyword: a detection there is a false positive
     ]
-    for w, noise in zip(words, ("babble", "white", "babble", "pink"), strict=True):
-        w["noise"] = noise
+    for w, noise, voice in zip(
+        words, ("babble", "white", "babble", "pink"), ("a", "b", "b", "a"), strict=True
+    ):
+        w["noise"], w["voice"] = noise, voice
     found = [Detection("yes", 1.7, 0.9, 0), Detection("up", 3.6, 0.8, 0), Detection("no", 8.2, 0.7, 0)]
     stats = bench.score(found, words, {"yes", "no", "up"}, tolerance_s=0.75)
     assert stats["words"] == 3
@@ -202,6 +204,9 @@ def test_benchmark_scores_like_the_tensorflow_streaming_test():
     assert stats["matched_pct"] == 66.67
     assert stats["latency_median_ms"] == pytest.approx(200.0)
     assert stats["correct_by_noise"] == {"babble": [1, 2], "white": [0, 1]}
+    assert stats["correct_by_voice"] == {"a": [1, 1], "b": [0, 2]}
+    assert bench.voice_group({"voice": "espeak:en-us+f3 rate=1.00 pitch=40"}) == "espeak"
+    assert bench.voice_group({"voice": "flite:rms rate=0.91 pitch=100"}) == "flite:rms"
 
 
 def test_benchmark_interval_is_over_speakers():
