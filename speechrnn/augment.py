@@ -645,11 +645,8 @@ def vocal_tract_warp(
     device, n_mfcc = features.device, features.shape[-1]
     dct = torchaudio.functional.create_dct(n_mfcc, n_mels, norm="ortho").to(device, features.dtype)
     log_mel = features @ dct.T  # (batch, frames, n_mels); exact when n_mfcc == n_mels
-    lo, hi = (
-        _hz_to_mel(torch.tensor(f_min, dtype=torch.float64)),
-        _hz_to_mel(torch.tensor(f_max, dtype=torch.float64)),
-    )
-    centre_mel = torch.linspace(float(lo), float(hi), n_mels + 2, dtype=torch.float64)[1:-1]
+    lo, hi = (float(_hz_to_mel(torch.tensor(f, dtype=torch.float64))) for f in (f_min, f_max))
+    centre_mel = torch.linspace(lo, hi, n_mels + 2, dtype=torch.float64)[1:-1]
     centre_hz = 700.0 * (10.0 ** (centre_mel / 2595.0) - 1.0)
     a = warps.detach().to("cpu", torch.float64)[:, None]
     knee = 0.8 * f_max * torch.clamp(a, max=1.0)  # below it the source of frequency f is f / a
