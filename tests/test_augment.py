@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import torchaudio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -398,8 +399,6 @@ BANDS = (FEATS.f_min, FEATS.f_max, FEATS.n_mels)
 
 def _log_mel_peak_hz(features: torch.Tensor) -> float:
     """Centre frequency of the loudest log-mel band of `(frames, n_mfcc)` MFCCs, averaged over frames."""
-    import torchaudio
-
     dct = torchaudio.functional.create_dct(FEATS.n_mfcc, FEATS.n_mels, norm="ortho")
     log_mel = (features.double() @ dct.T.double()).mean(0)
     mel = np.linspace(
