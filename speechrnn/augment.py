@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import noise as noise_gen
 from .audio import SAMPLE_RATE, load_audio
 from .errors import SpeechRNNError
+from .features import FeatureConfig
 
 NYQUIST = SAMPLE_RATE / 2
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz; the classic narrow-band telephone channel
@@ -618,9 +619,7 @@ def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
     return 2595.0 * torch.log10(1.0 + f / 700.0)  # the HTK mel scale the MFCC front end uses
 
 
-def vocal_tract_warp(
-    features: torch.Tensor, warps: torch.Tensor, f_min: float, f_max: float, n_mels: int
-) -> torch.Tensor:
+def vocal_tract_warp(features: torch.Tensor, warps: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
     """Warp the frequency axis of MFCC features as a longer or shorter vocal tract would (VTLP).
 
     Each clip's MFCCs go back to log-mel energies (the inverse of the orthonormal DCT), the log-mel bands are
@@ -630,8 +629,8 @@ def vocal_tract_warp(
     waveform's speed and pitch shifts, this changes the formants and leaves the voice's pitch and timing alone.
 
     Args:
-        features: `(batch, frames, n_mfcc)` MFCCs of a front end with `n_mels` HTK mel bands between `f_min`
-            and `f_max` Hz, on any device.
+        features: `(batch, frames, n_mfcc)` MFCCs of the front end `config` describes (HTK mel bands), on
+            any device.
         warps: `(batch,)` warp factors; 1 leaves a clip as it is.
 
     Returns:
@@ -643,6 +642,7 @@ def vocal_tract_warp(
             f"{tuple(features.shape)} and {tuple(warps.shape)}"
         )
     device, n_mfcc = features.device, features.shape[-1]
+    f_min, f_max, n_mels = config.f_min, config.f_max, config.n_mels
     dct = torchaudio.functional.create_dct(n_mfcc, n_mels, norm="ortho").to(device, features.dtype)
     log_mel = features @ dct.T  # (batch, frames, n_mels); exact when n_mfcc == n_mels
     lo, hi = (float(_hz_to_mel(torch.tensor(f, dtype=torch.float64))) for f in (f_min, f_max))
@@ -668,9 +668,7 @@ def random_vocal_tract_warp(
     generator: torch.Generator | None,
     prob: float,
     warp_range: tuple[float, float],
-    f_min: float,
-    f_max: float,
-    n_mels: int,
+    config: FeatureConfig,
 ) -> torch.Tensor:
     """`vocal_tract_warp` of each clip with chance `prob`, its factor uniform in `warp_range`."""
     batch = features.shape[0]
@@ -679,4 +677,4 @@ def random_vocal_tract_warp(
     warps = torch.where(u[:, 0] < prob, warp_range[0] + u[:, 1] * (warp_range[1] - warp_range[0]), 1.0)
     if bool((warps == 1.0).all()):
         return features
-    return vocal_tract_warp(features, warps, f_min, f_max, n_mels)
+    return vocal_tract_warp(features, warps, config)

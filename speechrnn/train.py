@@ -228,8 +228,7 @@ def compute_loss(
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     feats, lengths = core.featurize(batch.audio, batch.audio_lengths)
     if cfg.vtlp_prob > 0:  # before the masks, which it would smear
-        f = core.features
-        feats = random_vocal_tract_warp(feats, g, cfg.vtlp_prob, cfg.vtlp_range, f.f_min, f.f_max, f.n_mels)
+        feats = random_vocal_tract_warp(feats, g, cfg.vtlp_prob, cfg.vtlp_range, core.features)
     if cfg.spec_augment:
         feats = spec_augment(feats, lengths, g)
     full_context = torch.rand((), generator=g).item() < cfg.full_context_prob

@@ -394,7 +394,6 @@ def test_spec_augment_on_gpu_with_a_cpu_generator_matches_cpu():
 
 # ------------------------------------------------------------------------------- vocal tract length warp
 FEATS = FeatureConfig()
-BANDS = (FEATS.f_min, FEATS.f_max, FEATS.n_mels)
 
 
 def _log_mel_peak_hz(features: torch.Tensor) -> float:
@@ -413,14 +412,14 @@ def _log_mel_peak_hz(features: torch.Tensor) -> float:
 
 def test_vocal_tract_warp_of_one_leaves_features_alone():
     x = mfcc(_tone(700.0) + _tone(2300.0, amp=0.2))[None]
-    torch.testing.assert_close(vocal_tract_warp(x, torch.ones(1), *BANDS), x, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(vocal_tract_warp(x, torch.ones(1), FEATS), x, atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.parametrize("warp", [0.9, 1.1])
 def test_vocal_tract_warp_moves_a_formant_by_its_factor_and_leaves_the_timing(warp):
     # A 1 kHz tone warped by `warp` sounds to the front end like a tone at `warp` kHz.
     x = mfcc(_tone(1000.0, start=0.3, stop=0.7))
-    y = vocal_tract_warp(x[None], torch.tensor([warp]), *BANDS)[0]
+    y = vocal_tract_warp(x[None], torch.tensor([warp]), FEATS)[0]
     tone = slice(35, 65)  # frames well inside the tone
     assert _log_mel_peak_hz(x[tone]) == pytest.approx(1000.0, rel=0.03)
     assert _log_mel_peak_hz(y[tone]) == pytest.approx(1000.0 * warp, rel=0.03)
@@ -433,11 +432,11 @@ def test_vocal_tract_warp_moves_a_formant_by_its_factor_and_leaves_the_timing(wa
 
 def test_random_vocal_tract_warp_draws_per_clip_and_repeats_with_the_generator():
     x = mfcc(_tone(1000.0))[None].repeat(6, 1, 1)
-    a = random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 1.0, (0.9, 1.1), *BANDS)
-    b = random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 1.0, (0.9, 1.1), *BANDS)
+    a = random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 1.0, (0.9, 1.1), FEATS)
+    b = random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 1.0, (0.9, 1.1), FEATS)
     torch.testing.assert_close(a, b)
     peaks = [_log_mel_peak_hz(clip) for clip in a]
     assert len({round(p) for p in peaks}) == 6 and all(880 < p < 1120 for p in peaks)
-    assert random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 0.0, (0.9, 1.1), *BANDS) is x
+    assert random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 0.0, (0.9, 1.1), FEATS) is x
     with pytest.raises(SpeechRNNError, match="warps"):
-        vocal_tract_warp(x, torch.ones(2), *BANDS)
+        vocal_tract_warp(x, torch.ones(2), FEATS)
