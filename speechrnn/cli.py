@@ -94,6 +94,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--vtlp", type=float, default=0.5, metavar="PROB",
         help="chance that a clip's formants are warped as another speaker's would be (0: never)",
     )  # fmt: skip
+    p.add_argument(
+        "--vtlp-range", type=float, nargs=2, default=(0.9, 1.1), metavar=("LO", "HI"),
+        help="warp factors drawn for --vtlp (above 1 moves formants up)",
+    )  # fmt: skip
     p.add_argument("--no-phrases", action="store_true", help="train on single words only")
     p.add_argument(
         "--streams",
@@ -134,6 +138,7 @@ def _run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data=args.data, task=args.task, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         ctc_weight=args.ctc_weight, clip_grad=args.clip_grad, augment=not args.no_augment, vtlp_prob=args.vtlp,
+        vtlp_range=tuple(args.vtlp_range),
         phrases=not args.no_phrases, streams=args.streams, seed=args.seed, workers=args.workers,
         threads=args.threads, device=args.device, max_minutes=args.max_minutes, limit_batches=args.limit_batches,
     )  # fmt: skip

@@ -246,3 +246,16 @@ def test_train_config_round_trips_and_an_older_checkpoint_trains_without_the_for
     assert TrainConfig.from_dict(old).vtlp_prob == 0.0
     with pytest.raises(SpeechRNNError, match="formant warp"):
         TrainConfig(data="x", vtlp_prob=1.5)
+
+
+def test_train_command_passes_the_formant_warp_settings(monkeypatch, tmp_path):
+    from speechrnn import cli
+
+    seen = {}
+    monkeypatch.setattr(train_module, "train", lambda cfg, out, **kw: seen.update(cfg=cfg))
+    argv = ["train", "--data", "x", "--out", str(tmp_path / "m.pt")]
+    assert cli.main([*argv, "--vtlp", "0.6", "--vtlp-range", "0.85", "1.15"]) == 0
+    assert (seen["cfg"].vtlp_prob, seen["cfg"].vtlp_range) == (0.6, (0.85, 1.15))
+    assert cli.main(argv) == 0
+    defaults = TrainConfig(data="x")
+    assert (seen["cfg"].vtlp_prob, seen["cfg"].vtlp_range) == (defaults.vtlp_prob, defaults.vtlp_range)
