@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import speechrnn.train as train_module
+from speechrnn import cli
 from speechrnn.checkpoint import average_checkpoints, load_model, read_checkpoint, save_checkpoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.model import ModelConfig, Recognizer
@@ -249,8 +250,6 @@ def test_train_config_round_trips_and_an_older_checkpoint_trains_without_the_for
 
 
 def test_train_command_passes_the_formant_warp_settings(monkeypatch, tmp_path):
-    from speechrnn import cli
-
     seen = {}
     monkeypatch.setattr(train_module, "train", lambda cfg, out, **kw: seen.update(cfg=cfg))
     argv = ["train", "--data", "x", "--out", str(tmp_path / "m.pt")]
