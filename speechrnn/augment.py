@@ -61,12 +61,6 @@ class AugmentConfig:
     speed_range: tuple[float, float] = (0.85, 1.15)  # speed factors; above 1 is faster
     pitch_prob: float = 0.3  # chance of a pitch shift at constant tempo
     pitch_semitones: float = 3.0  # largest pitch shift either way
-    # Chance that a clip is spoken again by a vocoder (`vocode`): its own spectral envelope over a buzz, as
-    # parametric and LPC voices (and low-rate codecs) sound. The held-out voices the model
-    # missed most are such voices; training had few.
-    vocoder_prob: float = 0.2
-    vocoder_f0_hz: tuple[float, float] = (80.0, 250.0)  # the buzz's pitch at the clip's start
-    vocoder_noise: tuple[float, float] = (0.02, 0.3)  # breath noise mixed into the voiced buzz
     reverb_prob: float = 0.4  # chance of room reverberation
     rt60_range: tuple[float, float] = (0.1, 0.8)  # reverberation time (60 dB decay), seconds
     wet_range: tuple[float, float] = (0.2, 1.0)  # level of the reverberant tail relative to the direct sound
@@ -96,7 +90,7 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         for name in (
-            "shift_prob", "speed_prob", "pitch_prob", "vocoder_prob", "reverb_prob", "noise_prob", "coloured_noise_prob",
+            "shift_prob", "speed_prob", "pitch_prob", "reverb_prob", "noise_prob", "coloured_noise_prob",
             "lowpass_prob", "highpass_prob", "eq_prob", "telephone_prob", "clip_prob",
         ):  # fmt: skip
             p = getattr(self, name)
@@ -104,8 +98,6 @@ class AugmentConfig:
                 raise SpeechRNNError(f"AugmentConfig.{name}: expected a probability in [0, 1], got {p}")
         _check_range("speed_range", self.speed_range, 0.5, 2.0)
         _check_range("rt60_range", self.rt60_range, 0.0, 3.0)
-        _check_range("vocoder_f0_hz", self.vocoder_f0_hz, 40.0, 1000.0)
-        _check_range("vocoder_noise", self.vocoder_noise, 0.0, 10.0)
         _check_range("wet_range", self.wet_range, 0.0, 10.0)
         _check_range("snr_db_range", self.snr_db_range, -30.0, 100.0)
         _check_range("lowpass_hz", self.lowpass_hz, 100.0, NYQUIST)
@@ -312,77 +304,6 @@ def random_pitch(audio: np.ndarray, rng: np.random.Generator, config: AugmentCon
     return pitch_shift(audio, float(rng.uniform(-config.pitch_semitones, config.pitch_semitones)))
 
 
-# --------------------------------------------------------------------------------------------- vocoder
-
-_VOCODER_LIFTER = 30  # cepstral coefficients kept for the spectral envelope (quefrencies under ~1.9 ms)
-_VOCODER_LOW_HZ = 2000.0  # a frame is voiced when most of its power lies below this (vowels: F1, F2)...
-_VOCODER_LOW_SHARE = 0.5
-_VOCODER_FLOOR_DB = -40.0  # ...and it is no more than this below the loudest frame
-
-
-def vocode(
-    audio: np.ndarray, rng: np.random.Generator, f0_hz: tuple[float, float], noise: float
-) -> np.ndarray:
-    """Speak `audio` again through a cepstral vocoder, as a parametric or LPC synthetic voice would.
-
-    Every 32 ms frame keeps its smooth spectral envelope (the first `_VOCODER_LIFTER` cepstral coefficients)
-    and loses its fine structure. Voiced frames (most power under 2 kHz) are excited by a pulse train whose
-    pitch glides from `f0_hz[0]` to `f0_hz[1]` over the clip, plus `noise` of white noise; the others by
-    white noise. The speaker's own pitch is not tracked: it does not tell English words apart, and a new one
-    is one more way to sound like someone else.
-
-    Args:
-        audio: `(samples,)` float audio at `SAMPLE_RATE`.
-        rng: draws the noise.
-        f0_hz: the pulse train's pitch at the start and at the end of the clip.
-        noise: level of the noise mixed into voiced frames, relative to the pulses.
-
-    Returns:
-        `(samples,)` float32, every frame at its old power.
-    """
-    if audio.size < _PV_FFT:
-        return _f32(audio)
-    spec = _stft(_f32(audio))
-    power = np.abs(spec) ** 2
-    low = int(_VOCODER_LOW_HZ * _PV_FFT / SAMPLE_RATE)
-    frame_db = 10 * np.log10(power.mean(axis=1) + _EPS)
-    voiced = (power[:, :low].sum(axis=1) > _VOCODER_LOW_SHARE * power.sum(axis=1)) & (
-        frame_db > frame_db.max() + _VOCODER_FLOOR_DB
-    )
-    # frame i covers samples [i * hop - n_fft, i * hop): sample n is (n + n_fft / 2) / hop frames along
-    frame_of = np.clip((np.arange(audio.size) + _PV_FFT // 2) // _PV_HOP, 0, len(voiced) - 1)
-    f0 = np.linspace(f0_hz[0], f0_hz[1], audio.size)
-    cycles = np.floor(np.cumsum(f0 / SAMPLE_RATE))
-    pulses = (np.diff(cycles, prepend=0.0) > 0) * np.sqrt(SAMPLE_RATE / f0)  # unit power, like the noise
-    is_voiced = voiced[frame_of]
-    excitation = np.where(is_voiced, pulses, 0.0) + rng.standard_normal(audio.size) * np.where(
-        is_voiced, noise, 1.0
-    )
-    source = _stft(_f32(excitation))
-    source /= np.sqrt(np.mean(np.abs(source) ** 2, axis=1, keepdims=True)) + _EPS
-    ceps = np.fft.irfft(np.log(np.abs(spec) + 1e-6), _PV_FFT, axis=1)
-    lifter = np.zeros(_PV_FFT, dtype=np.float32)
-    lifter[:_VOCODER_LIFTER] = 1.0
-    lifter[-(_VOCODER_LIFTER - 1) :] = 1.0
-    vocoded = source * np.exp(np.fft.rfft(ceps * lifter, axis=1).real)
-    # each frame at its old power: the envelope is a mean of log power, which sits further below the power
-    # of a voiced frame (harmonics and gaps) than of a noisy one
-    vocoded *= np.sqrt(
-        power.mean(axis=1, keepdims=True) / (np.mean(np.abs(vocoded) ** 2, axis=1, keepdims=True) + _EPS)
-    )
-    return _istft(vocoded.astype(np.complex64), audio.size)
-
-
-def random_vocoder(audio: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
-    """`vocode` with `vocoder_prob`: a pitch drawn in `vocoder_f0_hz` that glides by up to ±20 %, and breath
-    noise uniform in `vocoder_noise`."""
-    if rng.random() >= config.vocoder_prob:
-        return audio
-    start = float(rng.uniform(*config.vocoder_f0_hz))
-    end = start * float(rng.uniform(0.8, 1.2))
-    return vocode(audio, rng, (start, end), float(rng.uniform(*config.vocoder_noise)))
-
-
 # ---------------------------------------------------------------------------------------------- reverb
 
 
@@ -587,7 +508,7 @@ def random_gain(audio: np.ndarray, rng: np.random.Generator, config: AugmentConf
 def augment(
     audio: np.ndarray, rng: np.random.Generator, config: AugmentConfig, noises: Sequence[np.ndarray] = ()
 ) -> np.ndarray:
-    """The whole waveform chain: vocoder, speed, pitch, shift, reverb, noise, channel, gain.
+    """The whole waveform chain: speed, pitch, shift, reverb, noise, channel, gain.
 
     Args:
         audio: `(samples,)` float audio at `SAMPLE_RATE`.
@@ -599,7 +520,6 @@ def augment(
         `(samples,)` float32, finite, peak at most 1.
     """
     x = _f32(audio)
-    x = random_vocoder(x, rng, config)
     x = random_speed(x, rng, config)
     x = random_pitch(x, rng, config)
     x = random_time_shift(x, rng, config)

@@ -35,25 +35,23 @@ from speechrnn.augment import (
     random_speed,
     random_time_shift,
     random_vocal_tract_warp,
-    random_vocoder,
     reverberate,
     room_impulse_response,
     spec_augment,
     speech_babble,
     time_shift,
     vocal_tract_warp,
-    vocode,
 )
 from speechrnn.errors import SpeechRNNError
 from speechrnn.features import FeatureConfig, mfcc
 
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OFF = AugmentConfig(
-    shift_prob=0, speed_prob=0, pitch_prob=0, vocoder_prob=0, reverb_prob=0, noise_prob=0, lowpass_prob=0, highpass_prob=0,
+    shift_prob=0, speed_prob=0, pitch_prob=0, reverb_prob=0, noise_prob=0, lowpass_prob=0, highpass_prob=0,
     eq_prob=0, telephone_prob=0, clip_prob=0, gain_db_range=(0.0, 0.0),
 )  # fmt: skip
 ALWAYS = AugmentConfig(
-    shift_prob=1, speed_prob=1, pitch_prob=1, vocoder_prob=1, reverb_prob=1, noise_prob=1, lowpass_prob=1, highpass_prob=1,
+    shift_prob=1, speed_prob=1, pitch_prob=1, reverb_prob=1, noise_prob=1, lowpass_prob=1, highpass_prob=1,
     eq_prob=1, telephone_prob=0.5, clip_prob=0.5,
 )  # fmt: skip
 NOISES = (np.random.default_rng(5).standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 0.1,)
@@ -90,7 +88,6 @@ TRANSFORMS = [
     ("shift", lambda a, r: random_time_shift(a, r, ALWAYS)),
     ("speed", lambda a, r: random_speed(a, r, ALWAYS)),
     ("pitch", lambda a, r: random_pitch(a, r, ALWAYS)),
-    ("vocoder", lambda a, r: random_vocoder(a, r, ALWAYS)),
     ("reverb", lambda a, r: random_reverb(a, r, ALWAYS)),
     ("noise", lambda a, r: random_noise(a, r, ALWAYS, NOISES)),
     ("coloured noise", lambda a, r: random_noise(a, r, ALWAYS)),
@@ -192,57 +189,6 @@ def test_pitch_shift_scales_frequency_at_constant_duration(semitones):
     envelope = np.convolve(np.abs(y), np.ones(160) / 160, mode="same")
     loud = np.flatnonzero(envelope > 0.5 * envelope.max())
     assert (loud[-1] - loud[0]) / SAMPLE_RATE == pytest.approx(0.5, abs=0.04)
-
-
-def _vowel(f0: float = 150.0, formants=((700.0, 120.0), (1200.0, 150.0))) -> np.ndarray:
-    """A pulse train at `f0` through Gaussian formant bumps, sounding from 0.3 to 0.7 s of 1 s."""
-    n = SAMPLE_RATE
-    x = np.zeros(n)
-    x[:: round(SAMPLE_RATE / f0)] = 1.0
-    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
-    shape = 0.01 + sum(np.exp(-(((freqs - f) / w) ** 2)) for f, w in formants)
-    y = np.fft.irfft(np.fft.rfft(x) * shape, n)
-    gate = (np.arange(n) >= 0.3 * n) & (np.arange(n) < 0.7 * n)
-    return (0.3 * y / np.abs(y).max() * gate).astype(np.float32)
-
-
-def _period_s(x: np.ndarray) -> float:
-    """The quefrency (2.5-15 ms) of the highest cepstral peak: the period of a buzz."""
-    spec = np.abs(np.fft.rfft(x.astype(np.float64) * np.hanning(x.size)))
-    ceps = np.fft.irfft(np.log(spec + 1e-9))
-    lo, hi = SAMPLE_RATE // 400, SAMPLE_RATE * 15 // 1000
-    return (lo + int(np.argmax(ceps[lo:hi]))) / SAMPLE_RATE
-
-
-def _smooth_log_spectrum(x: np.ndarray) -> np.ndarray:
-    spec = np.abs(np.fft.rfft(x.astype(np.float64) * np.hanning(x.size))) ** 2
-    return np.log(np.convolve(spec, np.ones(101) / 101, mode="same")[: x.size // 4] + 1e-12)  # up to 4 kHz
-
-
-@pytest.mark.parametrize("f0", [90.0, 220.0])
-def test_vocoder_keeps_the_envelope_and_power_and_buzzes_at_the_given_pitch(f0):
-    x = _vowel(150.0)
-    y = vocode(x, np.random.default_rng(0), (f0, f0), noise=0.0)
-    assert y.shape == x.shape and y.dtype == np.float32
-    vowel = slice(int(0.35 * SAMPLE_RATE), int(0.65 * SAMPLE_RATE))
-    assert _period_s(x[vowel]) == pytest.approx(1 / 150.0, abs=1e-4)
-    assert _period_s(y[vowel]) == pytest.approx(1 / f0, rel=0.03)  # the speaker's pitch is gone
-    assert _db(_power(y[vowel]) / _power(x[vowel])) == pytest.approx(0.0, abs=1.0)
-    assert _power(y[: int(0.25 * SAMPLE_RATE)]) < 1e-4 * _power(y[vowel])  # silence stays quiet
-    # The formants stay where they were: the smoothed spectra rise and fall together.
-    a, b = _smooth_log_spectrum(x[vowel]), _smooth_log_spectrum(y[vowel])
-    assert np.corrcoef(a, b)[0, 1] > 0.9
-
-
-def test_vocoder_excites_a_hiss_with_noise():
-    g = np.random.default_rng(1)
-    hiss = np.fft.irfft(np.fft.rfft(g.standard_normal(SAMPLE_RATE)) * (np.fft.rfftfreq(SAMPLE_RATE) > 0.2))
-    hiss = (0.1 * hiss / hiss.std()).astype(np.float32)  # white above 3.2 kHz: /s/, unvoiced
-    y = vocode(hiss, np.random.default_rng(0), (100.0, 100.0), noise=0.0)
-    r = np.correlate(y, y, "full")[y.size - 1 :]
-    assert abs(r[SAMPLE_RATE // 100]) < 0.1 * r[0]  # no buzz at 100 Hz
-    assert _band_power(y, 3200, 8000) > 0.9 * _band_power(y, 0, 8000)
-    assert _db(_power(y) / _power(hiss)) == pytest.approx(0.0, abs=1.0)
 
 
 def test_reverb_adds_a_decaying_tail_after_the_sound_stops():
@@ -372,8 +318,6 @@ def test_config_rejects_bad_values():
         AugmentConfig(speed_range=(1.2, 0.9))
     with pytest.raises(SpeechRNNError, match="babble_recordings: expected >= 0, got -1"):
         AugmentConfig(babble_recordings=-1)
-    with pytest.raises(SpeechRNNError, match="vocoder_f0_hz.*got \\(10.0, 100.0\\)"):
-        AugmentConfig(vocoder_f0_hz=(10.0, 100.0))
 
 
 # --------------------------------------------------------------------------------------------- SpecAugment
