@@ -9,7 +9,7 @@
 #
 #   BUNDLE=/tmp/corpus.tgz OUT_DIR=/tmp/out MINUTES=7.5 RUNS="21:3e-4 22:5e-4" scripts/remote_finetune.sh
 #
-# Environment (defaults in brackets):
+# Environment (defaults in brackets; relative paths are from the repository root):
 #   BUNDLE   the corpus bundle [.dev/corpus.tgz]     CORPUS  where to unpack it [/tmp/corpus]
 #   INIT     the model to start from [speechrnn/assets/model.pt]
 #   RUNS     space-separated seed:lr pairs, one run each ["21:3e-4 22:3e-4"]
@@ -46,7 +46,7 @@ mkdir -p "$OUT_DIR" "$WORK" || die "cannot write to $OUT_DIR or $WORK"
 if [ -d "$WHEELS" ] && compgen -G "$WHEELS/*.whl" >/dev/null; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         "$WHEELS"/*.whl || die "could not install the wheels in $WHEELS"
-    export PYTHONPATH=/tmp/site
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 TQDM_MININTERVAL=30
 $PY -c "import torch, torchaudio, soundfile; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__,
