@@ -75,7 +75,7 @@ $PY - "$OUT_DIR" "$WORK" "${PAIRS[@]}" <<'EOF'
 import sys
 from pathlib import Path
 
-import torch
+from speechrnn.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 
 out, work = Path(sys.argv[1]), Path(sys.argv[2])
 for pair in sys.argv[3:]:
@@ -84,12 +84,13 @@ for pair in sys.argv[3:]:
     if not src.exists():
         print(f"{name}: no checkpoint (see {out / name}.log)")
         continue
-    ckpt = torch.load(src, map_location="cpu", weights_only=True)
-    ckpt.get("train", {}).pop("optimizer", None)
-    torch.save(ckpt, out / f"{name}.end.pt")
+    ckpt = read_checkpoint(src)
+    slim = {k: v for k, v in ckpt["train"].items() if k in ("config", "progress")}  # as average_checkpoints
+    save_checkpoint(out / f"{name}.end.pt", model_from_checkpoint(ckpt, str(src)), train=slim)
     last = ckpt["train"]["progress"]["history"][-1]
+    streamed = last.get("val_stream_accuracy")  # none when trained without streams
     print(f"{name}: {len(ckpt['train']['progress']['history'])} epochs, {last['clips_per_s']:.0f} clips/s, "
-          f"validation accuracy {last['val_accuracy']:.4f}, streamed {last['val_stream_accuracy']:.4f}")
+          f"validation accuracy {last['val_accuracy']:.4f}" + (f", streamed {streamed:.4f}" if streamed else ""))
 EOF
 say "done in $(( SECONDS - START )) s; ends and logs in $OUT_DIR"
 exit $failed
