@@ -17,7 +17,7 @@ of every layer, `(layers, batch, hidden)` (`(layers, batch, 2 * hidden)` for the
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -379,57 +379,3 @@ class Recognizer(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-def widen(model: Recognizer, hidden: int, seed: int = 0) -> Recognizer:
-    """A copy of `model` with `hidden` units per direction that computes exactly what `model` computes.
-
-    The new units start from a fresh random initialisation of what flows *into* them, and with zeros on
-    everything that flows *out* of them (into the old units of their own and the next layer, and into the
-    heads), so they change no output until training grows those weights (the zero-initialised widening of
-    Net2Net, Chen et al. 2016). A trained model thereby gains capacity without starting again.
-
-    Raises:
-        ValueError: `hidden` smaller than the model's.
-    """
-    old = model.config
-    if hidden < old.hidden:
-        raise ValueError(f"widen: {hidden} hidden units is fewer than the model's {old.hidden}")
-    torch.manual_seed(seed)
-    wide = Recognizer(replace(old, hidden=hidden), model.labels, model.features)
-    dirs = 2 if old.bidirectional else 1
-    h0, h1 = old.hidden, hidden
-    # Where each old output feature (forward units, then backward units) sits in the widened layout.
-    out_index = torch.cat([torch.arange(h0) + d * h1 for d in range(dirs)])
-    src, dst = model.state_dict(), wide.state_dict()
-
-    def embed(name: str, rows: torch.Tensor | None, cols: torch.Tensor | None) -> None:
-        """Old values into their new rows and columns; every column of those rows that is new gets zero."""
-        w, target = src[name], dst[name].clone()
-        rows = torch.arange(w.shape[0]) if rows is None else rows
-        if w.dim() == 1:
-            target[rows] = w
-        else:
-            cols = torch.arange(w.shape[1]) if cols is None else cols
-            target[rows] = 0.0
-            target[rows[:, None], cols[None, :]] = w
-        dst[name] = target
-
-    for name in src:
-        if name.startswith("encoder."):  # encoder.<fwd|bwd>.<layer>.<weight_ih|weight_hh|bias_..>_l0
-            # Rows are the gates' blocks of `hidden` units, one block after another.
-            gates = src[name].shape[0] // h0
-            rows = torch.cat([torch.arange(h0) + g * h1 for g in range(gates)])
-            if "weight_hh" in name:
-                cols = torch.arange(h0)
-            elif "weight_ih" in name and int(name.split(".")[2]) > 0:
-                cols = out_index  # the layer below's outputs
-            else:
-                cols = None  # the first layer's input (stacked MFCC), or a bias
-            embed(name, rows, cols)
-        elif name in ("ctc_head.weight", "attn.0.weight", "label_head.weight"):
-            embed(name, None, out_index)
-        else:
-            dst[name] = src[name].clone()
-    wide.load_state_dict(dst)
-    return wide.train(model.training)

@@ -11,7 +11,6 @@ from speechrnn.model import (
     Recognizer,
     pool_labels,
     stack_frames,
-    widen,
     windowed_labels,
 )
 
@@ -126,28 +125,3 @@ def test_recognizer_shapes_and_streaming_with_stride():
     assert state.shape == (2, 2, 16)
     assert out.pooled_logits().shape == (2, 5)
     torch.testing.assert_close(out.ctc_log_probs.exp().sum(-1), torch.ones(2, 21))
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_widen_computes_what_the_model_computed_and_its_new_units_can_learn(cell):
-    torch.manual_seed(0)
-    model = Recognizer(ModelConfig(n_labels=5, hidden=12, layers=3, cell=cell, dropout=0.0)).eval()
-    wide = widen(model, 20, seed=1)
-    assert wide.config.hidden == 20 and not wide.training
-    feats, lengths = torch.randn(2, 64, 40), torch.tensor([64, 50])
-    for chunk, lookahead in ((None, 0), (4, 3)):
-        a, state_a = model(feats, lengths, chunk=chunk, lookahead=lookahead)
-        b, state_b = wide(feats, lengths, chunk=chunk, lookahead=lookahead)
-        for name in ("ctc_log_probs", "attn_logits", "label_logits"):
-            torch.testing.assert_close(getattr(b, name), getattr(a, name), msg=name)
-        width = model.config.state_dim  # the old units' state keeps its place (LSTM: h, then c)
-        old = torch.cat([torch.arange(12), torch.arange(12) + 20]) if cell == "lstm" else torch.arange(12)
-        torch.testing.assert_close(state_b[..., old], state_a[..., :width])
-        assert state_b.abs().amax() > 0
-    # The zero weights out of the new units get gradients, so training can put the units to use.
-    out, _ = wide.train()(feats, lengths)
-    out.label_logits.sum().backward()
-    assert wide.label_head.weight.grad[:, 12:20].abs().amax() > 0
-    assert wide.encoder.fwd[1].weight_ih_l0.grad[:, 12:20].abs().amax() > 0
-    with pytest.raises(ValueError, match="fewer than"):
-        widen(model, 8)

@@ -106,26 +106,6 @@ def test_average_checkpoints_means_the_weights_and_refuses_other_models(tmp_path
         average_checkpoints([paths[1], tmp_path / "renormed.pt"])
 
 
-def test_widen_checkpoint_script_keeps_the_scores_and_says_why_it_cannot(tmp_path):
-    torch.manual_seed(0)
-    model = Recognizer(replace(TINY, n_labels=3), ("a", "b", "c")).eval()
-    save_checkpoint(tmp_path / "m.pt", model)
-    script = [sys.executable, "scripts/widen_checkpoint.py", str(tmp_path / "m.pt")]
-    run = subprocess.run([*script, "--hidden", str(TINY.hidden + 8), "--out", str(tmp_path / "w.pt")],
-                         capture_output=True, text=True, check=False)  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    wide = load_model(tmp_path / "w.pt")
-    assert wide.config.hidden == TINY.hidden + 8
-    feats = torch.randn(1, 30, 40)
-    a, _ = model(feats, torch.tensor([30]))
-    b, _ = wide(feats, torch.tensor([30]))
-    torch.testing.assert_close(b.label_logits, a.label_logits)
-    assert read_checkpoint(tmp_path / "w.pt")["info"]["hidden"] == [TINY.hidden, TINY.hidden + 8]
-    run = subprocess.run([*script, "--hidden", "2", "--out", str(tmp_path / "n.pt")],
-                         capture_output=True, text=True, check=False)  # fmt: skip
-    assert run.returncode != 0 and "fewer than" in run.stderr and not (tmp_path / "n.pt").exists()
-
-
 def test_resume_continues_exactly(fake_corpus, tmp_path, monkeypatch):
     straight = tmp_path / "a" / "m.pt"
     train(_cfg(fake_corpus, epochs=2, limit_batches=4), straight, model_config=TINY, progress_bar=False)
