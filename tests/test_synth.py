@@ -235,6 +235,10 @@ def test_mbrola_says_what_its_database_can():
     gap, whole = voices.Synthesizer().synthesize(voices.Voice("mbrola", "us3"), ["on", "seven"], [1, 1])
     assert gap is None  # us3 has no diphones for the vowel of "on"; mbrola would say "_n"
     assert whole is not None and np.sqrt(np.mean(whole[0] ** 2)) > 1e-3
+    # A database that speaks a sibling's phonemes: de7 has no diphthong /@U/ for "go" (de4 has).
+    gap, whole = voices.Synthesizer().synthesize(voices.Voice("mbrola", "de7"), ["go", "seven"], [1, 1])
+    assert gap is None
+    assert whole is not None and np.sqrt(np.mean(whole[0] ** 2)) > 1e-3
 
 
 @pytest.mark.synth
@@ -353,7 +357,12 @@ def _median_f0(audio: np.ndarray, rate: int) -> float:
 @pytest.mark.synth
 @pytest.mark.parametrize(
     "voice",
-    [voices.Voice("mbrola", "us1"), voices.Voice("pico", "en-US"), voices.Voice("rhvoice", "bdl")],
+    [
+        voices.Voice("mbrola", "us1"),
+        voices.Voice("mbrola", "fr3"),  # phonemes from espeak-ng's fr1-en, spoken by mbrola itself
+        voices.Voice("pico", "en-US"),
+        voices.Voice("rhvoice", "bdl"),
+    ],
     ids=lambda v: v.base,
 )
 def test_rate_and_pitch_reach_mbrola_pico_and_rhvoice(voice):
@@ -407,6 +416,9 @@ def test_speaker_ids_and_splits():
     assert voices.Voice("festival", "kal_diphone").split == "testing"
     assert voices.Voice("festival", "ked_diphone").split == "train"  # the second male diphone voice
     assert voices.Voice("mbrola", "us3").split == "validation"  # choosing a model hears a diphone man
+    assert {voices.Voice("mbrola", db).split for db in voices.MBROLA_BORROWED} == {
+        "validation"
+    }  # and eight more
     assert voices.Voice("mbrola", "en1").split == voices.Voice("pico", "en-GB").split == "testing"
     assert voices.Voice("mbrola", "us2").split == voices.Voice("pico", "en-US").split == "train"
     assert voices.Voice("rhvoice", "clb").split == "testing"
