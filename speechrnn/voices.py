@@ -15,9 +15,11 @@ build, so that every corpus built from this code measures the same unseen speake
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import io
+import re
 import shutil
 import subprocess
 import tempfile
@@ -55,10 +57,39 @@ MBROLA_ACCENTED = ("af1", "de1", "de2", "de3", "de4", "de5", "de6", "fr1", "fr4"
 MBROLA_BORROWED = {
     "fr2": "fr1", "fr3": "fr1", "fr5": "fr1", "fr6": "fr1", "fr7": "fr1", "de7": "de4", "nl3": "nl2", "gr1": "gr2",
 }  # fmt: skip
+# Other languages' databases have no English voice at all, but their phone sets are close enough for an
+# accent: the phonemes espeak-ng writes for American English (MBROLA us1's set, a training voice) are each
+# replaced by the first of their stand-ins below that the database can say, as a speaker of its language
+# would say them ("think" as "tink" where there is no /T/). Seventeen more people, all in training
+# (DEVELOPERS.md, session 15). Left out: es4, vz1 and br1-br4 lack the diphones of a fifth to two thirds of
+# the words; it1, it2 and id1 write their vowels their own way; ee1, ic1 and la1 lack too many phones.
+MBROLA_MAPPED = (
+    "es1", "es2", "es3", "mx1", "mx2", "it3", "it4", "pt1", "ca1", "ca2", "cz1", "cz2", "tr1", "tr2", "lt1",
+    "lt2", "cr1",
+)  # fmt: skip
+MBROLA_MAPPED_SOURCE = "mb-us1"  # whose phonemes they speak: a woman's, so a man's pitch is lowered
+# The women among them, as `mbrola -i` says (es3 and mx2 do not say: their pitch is a man's).
+MBROLA_MAPPED_WOMEN = frozenset({"it4", "pt1", "cz1", "tr2"})
+MBROLA_MAN_PITCH = 0.55  # about 120 Hz for us1's 215
+MBROLA_RETRIES = 3  # tries at a text, each without the phones of the diphones the last one lacked
+# American SAMPA as espeak-ng writes it for us1 -> stand-ins, best first (a stand-in may be two phones).
+MBROLA_STAND_INS = {
+    "_": ("_",), "p": ("p",), "p_h": ("p",), "t": ("t",), "t_h": ("t",), "k": ("k",), "k_h": ("k",),
+    "b": ("b", "B"), "d": ("d", "D"), "g": ("g", "G"), "f": ("f",), "v": ("v", "b", "B", "f"),
+    "T": ("T", "t", "s", "f"), "D": ("D", "d", "z"), "s": ("s",), "z": ("z", "s"), "S": ("S", "s"),
+    "Z": ("Z", "S", "z", "jj", "s"), "h": ("h", "h\\", "x", ""), "tS": ("tS", "t S", "S", "ts"),
+    "dZ": ("dZ", "d Z", "jj", "j", "Z"), "m": ("m",), "n": ("n",), "N": ("N", "n g", "n"), "l": ("l",),
+    "r": ("r", "R"), "4": ("r", "d", "t"), "w": ("w", "u"), "j": ("j", "jj", "i"),
+    "i": ("i", "I"), "I": ("I", "i", "e"), "E": ("E", "e"), "{": ("{", "E", "e", "a"), "A": ("a", "A"),
+    "V": ("6", "@", "a", "o"), "O": ("O", "o"), "U": ("U", "u"), "u": ("u", "U"), "@": ("@", "6", "e", "a"),
+    "r=": ("@ r", "e r", "E r", "o r"), "EI": ("e j", "e i", "E j", "e"), "AI": ("a j", "a i", "a I"),
+    "OI": ("o j", "o i", "O j", "O I"), "@U": ("o w", "o u", "o", "O U"), "aU": ("a w", "a u", "a U"),
+}  # fmt: skip
 MBROLA_VOICES = (
     {db: (f"mb-{db}", share) for db, share in MBROLA_NATIVE.items()}
     | {db: (f"mb-{db}-en", 0.05) for db in MBROLA_ACCENTED}
     | {db: (f"mb-{src}-en", 0.05) for db, src in MBROLA_BORROWED.items()}
+    | {db: (MBROLA_MAPPED_SOURCE, 0.04) for db in MBROLA_MAPPED}
 )
 MBROLA_GAP = b"unknown, replaced with"  # mbrola's warning for a diphone its database lacks
 MBROLA_DIR = Path("/usr/share/mbrola")  # where Debian's mbrola-* packages put the voice databases
@@ -351,6 +382,54 @@ def _run(cmd: list[str], what: str, stdin: str | None = None) -> subprocess.Comp
     return done
 
 
+@functools.cache
+def mbrola_phones(db: str) -> frozenset[str]:
+    """Which of MBROLA_STAND_INS's phones database `db` can say: alone between silences, or between two of
+    a few vowels (Spanish has no /r/ after a pause)."""
+    wanted = sorted({p for options in MBROLA_STAND_INS.values() for o in options for p in o.split()})
+    contexts = ("_", "a", "e", "@", "o")
+    have = set()
+    for phone in wanted:
+        pho = "".join(f"{c} 60\n{phone} 80\n{c} 60\n" for c in contexts)
+        done = _run(["mbrola", "-e", str(MBROLA_DIR / db / db), "-", "-"], f"mbrola {db} {phone}", pho)
+        gaps = missing_diphones(done.stderr)
+        if any((c, phone) not in gaps and (phone, c) not in gaps for c in contexts):
+            have.add(phone)
+    return frozenset(have)
+
+
+def mbrola_pitch_ratio(db: str) -> float:
+    """What `db` multiplies the pitch of the phonemes it speaks by (a man speaking a woman's phonemes)."""
+    mapped_man = db in MBROLA_MAPPED and db not in MBROLA_MAPPED_WOMEN
+    return MBROLA_MAN_PITCH if mapped_man else 1.0
+
+
+def missing_diphones(stderr: bytes) -> set[tuple[str, str]]:
+    """The diphones mbrola reported missing (`Warning: a-b unknown, replaced with ...`)."""
+    found = re.findall(rb"Warning: (\S+?)-(\S+) unknown", stderr)
+    return {(a.decode(), b.decode()) for a, b in found}
+
+
+def stand_in_phonemes(pho: str, phones: frozenset[str]) -> str:
+    """MBROLA phoneme lines (`phone ms [percent Hz]...`) with each phone replaced by its first stand-in that
+    `phones` holds; a stand-in of two phones shares the duration, and each pitch point goes to the part it
+    falls in. A phone with no stand-in there is kept (mbrola then reports the missing diphone)."""
+    out = []
+    for line in pho.splitlines():
+        fields = line.split()
+        if not fields or line.startswith(";"):
+            out.append(line)
+            continue
+        options = MBROLA_STAND_INS.get(fields[0], ())
+        parts = next((o.split() for o in options if all(p in phones for p in o.split())), [fields[0]])
+        ms, k = float(fields[1]), len(parts)
+        points = [(float(pct), hz) for pct, hz in zip(fields[2::2], fields[3::2], strict=True)]
+        for i, part in enumerate(parts):
+            mine = [(pct * k - 100 * i, hz) for pct, hz in points if min(int(pct * k // 100), k - 1) == i]
+            out.append(" ".join([part, f"{ms / k:g}", *(f"{pct:g} {hz}" for pct, hz in mine)]))
+    return "\n".join(out) + "\n"
+
+
 def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -400,12 +479,20 @@ class Synthesizer:
 
     def _mbrola(self, voice: Voice, text: str) -> tuple[np.ndarray, int] | None:
         name = MBROLA_VOICES[voice.name][0]
-        if voice.name in MBROLA_BORROWED:  # the sibling's phonemes, spoken by this database
+        if voice.name in MBROLA_BORROWED or voice.name in MBROLA_MAPPED:  # another voice's phonemes
             phonemes = self._espeak_run(name, voice, text, "--pho").stdout.decode()
+            phones = mbrola_phones(voice.name) if voice.name in MBROLA_MAPPED else None
             with tempfile.TemporaryDirectory(prefix="speechrnn-mbrola-") as tmp:
                 path = Path(tmp) / "out.wav"  # a file: on stdout mbrola cannot fill in the WAV's length
                 db = str(MBROLA_DIR / voice.name / voice.name)
-                done = _run(["mbrola", "-e", db, "-", str(path)], f"mbrola {voice.name} {text!r}", phonemes)
+                for _ in range(MBROLA_RETRIES if phones else 1):
+                    said = phonemes if phones is None else stand_in_phonemes(phonemes, phones)
+                    cmd = ["mbrola", "-e", "-f", f"{mbrola_pitch_ratio(voice.name):g}", db, "-", str(path)]
+                    done = _run(cmd, f"mbrola {voice.name} {text!r}", said)
+                    if MBROLA_GAP not in done.stderr:
+                        break
+                    if phones is not None:  # the phones of a missing diphone give way to their next stand-in
+                        phones = phones - {p for pair in missing_diphones(done.stderr) for p in pair} | {"_"}
                 audio = None if MBROLA_GAP in done.stderr else _read_wav(path, f"mbrola {voice.name}")
         else:
             done = self._espeak_run(name, voice, text, "--stdout")

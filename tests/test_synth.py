@@ -241,6 +241,39 @@ def test_mbrola_says_what_its_database_can():
     assert whole is not None and np.sqrt(np.mean(whole[0] ** 2)) > 1e-3
 
 
+def test_stand_ins_replace_each_phone_by_the_first_the_database_has():
+    phones = frozenset({"_", "t", "r", "e", "o", "w", "s", "n"})
+    pho = "_ 50\nT 100\nr= 80 0 200 50 210 100 220\n@U 120 0 150\nh 60\nQ 70\n; a comment\n"
+    assert voices.stand_in_phonemes(pho, phones).splitlines() == [
+        "_ 50",
+        "t 100",  # no /T/: "three" as "tree", as many learners say it
+        "e 40 0 200",  # a stand-in of two phones halves the duration; each pitch point goes with its half
+        "r 40 0 210 100 220",
+        "o 60 0 150",  # the diphthong /@U/ as "o w"
+        "w 60",
+        # /h/, with none of its stand-ins there, is dropped, as a Spaniard or an Italian drops it
+        "Q 70",  # a phone the table does not know stays, for mbrola to report if it lacks it
+        "; a comment",
+    ]
+
+
+@pytest.mark.synth
+def test_databases_of_other_languages_speak_english_in_their_accent():
+    if "mbrola" not in voices.available_engines():
+        pytest.skip("mbrola is not installed")
+    assert "T" not in voices.mbrola_phones("tr1") and "S" in voices.mbrola_phones("tr1")  # Turkish: no /T/
+    assert "r" in voices.mbrola_phones(
+        "mx1"
+    )  # Spanish /r/ never follows a pause, but is there between vowels
+    synth = voices.Synthesizer()
+    said = synth.synthesize(voices.Voice("mbrola", "tr1"), ["three", "happy", "forward"], [1, 1, 1])
+    assert all(a is not None and np.sqrt(np.mean(a[0] ** 2)) > 1e-3 for a in said)
+    # us1's phonemes are a woman's: the men among these databases speak them an octave-ish lower
+    ((man, rate),) = synth.synthesize(voices.Voice("mbrola", "es1", pitch=50), ["go forward nine"], [1])
+    ((woman, _),) = synth.synthesize(voices.Voice("mbrola", "it4", pitch=50), ["go forward nine"], [1])
+    assert _median_f0(man, rate) < 150 < _median_f0(woman, rate)
+
+
 @pytest.mark.synth
 def test_custom_words(tmp_path, micro):
     summary = synth.build_corpus(
@@ -418,6 +451,7 @@ def test_speaker_ids_and_splits():
     assert voices.Voice("mbrola", "us3").split == "validation"  # choosing a model hears a diphone man
     borrowed = {voices.Voice("mbrola", db).split for db in voices.MBROLA_BORROWED}
     assert borrowed == {"validation"}  # and eight more diphone speakers, accented
+    assert {voices.Voice("mbrola", db).split for db in voices.MBROLA_MAPPED} == {"train"}
     assert voices.Voice("mbrola", "en1").split == voices.Voice("pico", "en-GB").split == "testing"
     assert voices.Voice("mbrola", "us2").split == voices.Voice("pico", "en-US").split == "train"
     assert voices.Voice("rhvoice", "clb").split == "testing"
