@@ -385,17 +385,16 @@ def _run(cmd: list[str], what: str, stdin: str | None = None) -> subprocess.Comp
 @functools.cache
 def mbrola_phones(db: str) -> frozenset[str]:
     """Which of MBROLA_STAND_INS's phones database `db` can say: alone between silences, or between two of
-    a few vowels (Spanish has no /r/ after a pause)."""
+    a few vowels (Spanish has no /r/ after a pause). One mbrola run says them all; its warnings name the
+    diphones it lacks."""
     wanted = sorted({p for options in MBROLA_STAND_INS.values() for o in options for p in o.split()})
     contexts = ("_", "a", "e", "@", "o")
-    have = set()
-    for phone in wanted:
-        pho = "".join(f"{c} 60\n{phone} 80\n{c} 60\n" for c in contexts)
-        done = _run(["mbrola", "-e", str(MBROLA_DIR / db / db), "-", "-"], f"mbrola {db} {phone}", pho)
-        gaps = missing_diphones(done.stderr)
-        if any((c, phone) not in gaps and (phone, c) not in gaps for c in contexts):
-            have.add(phone)
-    return frozenset(have)
+    pho = "".join(f"{c} 60\n{phone} 80\n{c} 60\n" for phone in wanted for c in contexts)
+    gaps = missing_diphones(
+        _run(["mbrola", "-e", str(MBROLA_DIR / db / db), "-", "-"], f"mbrola {db}", pho).stderr
+    )
+    said = {p for p in wanted if any((c, p) not in gaps and (p, c) not in gaps for c in contexts)}
+    return frozenset(said)
 
 
 def mbrola_pitch_ratio(db: str) -> float:
@@ -481,18 +480,19 @@ class Synthesizer:
         name = MBROLA_VOICES[voice.name][0]
         if voice.name in MBROLA_BORROWED or voice.name in MBROLA_MAPPED:  # another voice's phonemes
             phonemes = self._espeak_run(name, voice, text, "--pho").stdout.decode()
-            phones = mbrola_phones(voice.name) if voice.name in MBROLA_MAPPED else None
+            mapped = voice.name in MBROLA_MAPPED
+            phones = mbrola_phones(voice.name) if mapped else frozenset()
             with tempfile.TemporaryDirectory(prefix="speechrnn-mbrola-") as tmp:
                 path = Path(tmp) / "out.wav"  # a file: on stdout mbrola cannot fill in the WAV's length
                 db = str(MBROLA_DIR / voice.name / voice.name)
-                for _ in range(MBROLA_RETRIES if phones else 1):
-                    said = phonemes if phones is None else stand_in_phonemes(phonemes, phones)
-                    cmd = ["mbrola", "-e", "-f", f"{mbrola_pitch_ratio(voice.name):g}", db, "-", str(path)]
+                cmd = ["mbrola", "-e", "-f", f"{mbrola_pitch_ratio(voice.name):g}", db, "-", str(path)]
+                for _ in range(MBROLA_RETRIES if mapped else 1):
+                    said = stand_in_phonemes(phonemes, phones) if mapped else phonemes
                     done = _run(cmd, f"mbrola {voice.name} {text!r}", said)
                     if MBROLA_GAP not in done.stderr:
                         break
-                    if phones is not None:  # the phones of a missing diphone give way to their next stand-in
-                        phones = phones - {p for pair in missing_diphones(done.stderr) for p in pair} | {"_"}
+                    # the phones of a missing diphone give way to their next stand-in
+                    phones = phones - {p for pair in missing_diphones(done.stderr) for p in pair} | {"_"}
                 audio = None if MBROLA_GAP in done.stderr else _read_wav(path, f"mbrola {voice.name}")
         else:
             done = self._espeak_run(name, voice, text, "--stdout")

@@ -262,9 +262,8 @@ def test_databases_of_other_languages_speak_english_in_their_accent():
     if "mbrola" not in voices.available_engines():
         pytest.skip("mbrola is not installed")
     assert "T" not in voices.mbrola_phones("tr1") and "S" in voices.mbrola_phones("tr1")  # Turkish: no /T/
-    assert "r" in voices.mbrola_phones(
-        "mx1"
-    )  # Spanish /r/ never follows a pause, but is there between vowels
+    # Spanish /r/ never follows a pause, but is there between vowels
+    assert "r" in voices.mbrola_phones("mx1")
     synth = voices.Synthesizer()
     said = synth.synthesize(voices.Voice("mbrola", "tr1"), ["three", "happy", "forward"], [1, 1, 1])
     assert all(a is not None and np.sqrt(np.mean(a[0] ** 2)) > 1e-3 for a in said)
