@@ -60,18 +60,24 @@ MBROLA_BORROWED = {
 # Other languages' databases have no English voice at all, but their phone sets are close enough for an
 # accent: the phonemes espeak-ng writes for American English (MBROLA us1's set, a training voice) are each
 # replaced by the first of their stand-ins below that the database can say, as a speaker of its language
-# would say them ("think" as "tink" where there is no /T/). Seventeen more people, all in training
-# (DEVELOPERS.md, session 15). Left out: es4, vz1 and br1-br4 lack the diphones of a fifth to two thirds of
-# the words; it1, it2 and id1 write their vowels their own way; ee1, ic1 and la1 lack too many phones.
+# would say them ("think" as "tink" where there is no /T/). Twenty-three more people, all in training
+# (DEVELOPERS.md, sessions 15 and 16). Left out: it1, it2 and id1 write their vowels their own way; ee1, ic1
+# and la1 lack too many phones.
 MBROLA_MAPPED = (
     "es1", "es2", "es3", "mx1", "mx2", "it3", "it4", "pt1", "ca1", "ca2", "cz1", "cz2", "tr1", "tr2", "lt1",
-    "lt2", "cr1",
+    "lt2", "cr1", "br1", "br2", "br3", "br4", "es4", "vz1",
 )  # fmt: skip
 MBROLA_MAPPED_SOURCE = "mb-us1"  # whose phonemes they speak: a woman's, so a man's pitch is lowered
 # The women among them, as `mbrola -i` says (es3 and mx2 do not say: their pitch is a man's).
-MBROLA_MAPPED_WOMEN = frozenset({"it4", "pt1", "cz1", "tr2"})
+MBROLA_MAPPED_WOMEN = frozenset({"it4", "pt1", "cz1", "tr2", "br4"})
 MBROLA_MAN_PITCH = 0.55  # about 120 Hz for us1's 215
-MBROLA_RETRIES = 3  # tries at a text, each without the phones of the diphones the last one lacked
+MBROLA_RETRIES = 4  # tries at a text, each breaking or replacing the diphones the last one lacked
+# Where a database lacks the diphone of two consonants, or of a consonant and a pause, its speakers break
+# the cluster with a short vowel, as learners of English do: Brazilians say "stop" as "istopi", Spaniards
+# as "estop". Without it the Brazilian databases, es4 and vz1 could not say 17-69 % of the words (session
+# 15). Database -> its epenthetic vowel; the other databases replace the phones of a missing diphone.
+MBROLA_EPENTHESIS = {"br1": "i", "br2": "i", "br3": "i", "br4": "i", "es4": "e", "vz1": "e"}
+EPENTHESIS_MS = 45  # how long a breaking vowel lasts
 # American SAMPA as espeak-ng writes it for us1 -> stand-ins, best first (a stand-in may be two phones).
 MBROLA_STAND_INS = {
     "_": ("_",), "p": ("p",), "p_h": ("p",), "t": ("t",), "t_h": ("t",), "k": ("k",), "k_h": ("k",),
@@ -429,6 +435,36 @@ def stand_in_phonemes(pho: str, phones: frozenset[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+_VOWELS = frozenset(
+    {"a", "e", "i", "o", "u", "@", "6", "E", "O", "I", "U", "A", "V", "{", "r="}
+)  # and stand-ins
+
+
+def epenthesize(pho: str, breaks: set[tuple[str, str]], vowel: str) -> str:
+    """MBROLA phoneme lines with `vowel` put between the two phones of each pair in `breaks` (a pause
+    counts as a phone), or before the /s/ when the pair is /s/ and a consonant after a pause ("_ s t" ->
+    "_ i s t", as "istop")."""
+    lines = pho.splitlines()
+    at = [i for i, line in enumerate(lines) if line.split() and not line.startswith(";")]
+    names = [lines[i].split()[0] for i in at]
+    before = set()  # the lines a vowel goes before
+    for k in range(1, len(names)):
+        if (names[k - 1], names[k]) in breaks:
+            opens = names[k - 1] == "s" and k >= 2 and names[k - 2] == "_"
+            before.add(at[k - 1] if opens else at[k])
+    out = []
+    for i, line in enumerate(lines):
+        if i in before:
+            out.append(f"{vowel} {EPENTHESIS_MS}")
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _breakable(pair: tuple[str, str]) -> bool:
+    """Whether an epenthetic vowel can break a missing diphone: two consonants, or one and a pause."""
+    return pair[0] not in _VOWELS and pair[1] not in _VOWELS and pair != ("_", "_")
+
+
 def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -486,13 +522,17 @@ class Synthesizer:
                 path = Path(tmp) / "out.wav"  # a file: on stdout mbrola cannot fill in the WAV's length
                 db = str(MBROLA_DIR / voice.name / voice.name)
                 cmd = ["mbrola", "-e", "-f", f"{mbrola_pitch_ratio(voice.name):g}", db, "-", str(path)]
+                vowel, breaks = MBROLA_EPENTHESIS.get(voice.name), set()
                 for _ in range(MBROLA_RETRIES if mapped else 1):
                     said = stand_in_phonemes(phonemes, phones) if mapped else phonemes
-                    done = _run(cmd, f"mbrola {voice.name} {text!r}", said)
+                    done = _run(cmd, f"mbrola {voice.name} {text!r}", epenthesize(said, breaks, vowel or ""))
                     if MBROLA_GAP not in done.stderr:
                         break
-                    # the phones of a missing diphone give way to their next stand-in
-                    phones = phones - {p for pair in missing_diphones(done.stderr) for p in pair} | {"_"}
+                    # a missing diphone is broken by a vowel, or its phones give way to their next stand-in
+                    gaps = missing_diphones(done.stderr)
+                    broken = {pair for pair in gaps if vowel and _breakable(pair) and pair not in breaks}
+                    breaks |= broken
+                    phones = phones - {p for pair in gaps - broken for p in pair} | {"_"}
                 audio = None if MBROLA_GAP in done.stderr else _read_wav(path, f"mbrola {voice.name}")
         else:
             done = self._espeak_run(name, voice, text, "--stdout")

@@ -257,6 +257,35 @@ def test_stand_ins_replace_each_phone_by_the_first_the_database_has():
     ]
 
 
+def test_a_vowel_breaks_the_clusters_a_database_lacks():
+    pho = "_ 50\ns 80\nt 60\nA 150 50 120\np 70\n_ 50\n"  # "stop"
+    breaks = {("s", "t"), ("p", "_")}
+    assert voices.epenthesize(pho, breaks, "i").splitlines() == [
+        "_ 50",
+        f"i {voices.EPENTHESIS_MS}",  # a cluster after a pause is opened by the vowel: "istop"
+        "s 80",
+        "t 60",
+        "A 150 50 120",
+        "p 70",
+        f"i {voices.EPENTHESIS_MS}",  # a final consonant the database cannot end on: "stopi"
+        "_ 50",
+    ]
+    # inside a word the vowel goes between the two consonants; nothing else moves
+    assert voices.epenthesize("_ 50\nf 60\nt 60\n_ 50\n", {("f", "t")}, "e").split() == [
+        "_", "50", "f", "60", "e", str(voices.EPENTHESIS_MS), "t", "60", "_", "50",
+    ]  # fmt: skip
+    assert voices.epenthesize(pho, set(), "i") == pho
+
+
+@pytest.mark.synth
+def test_brazilians_say_the_words_their_diphones_lack_with_a_vowel_between():
+    if "mbrola" not in voices.available_engines():
+        pytest.skip("mbrola is not installed")
+    # br1 has no diphone s-t, nor n or l before a pause: without the vowel none of these could be said
+    said = voices.Synthesizer().synthesize(voices.Voice("mbrola", "br1"), ["stop", "nine", "learn"], [1] * 3)
+    assert all(a is not None and np.sqrt(np.mean(a[0] ** 2)) > 1e-3 for a in said)
+
+
 @pytest.mark.synth
 def test_databases_of_other_languages_speak_english_in_their_accent():
     if "mbrola" not in voices.available_engines():
