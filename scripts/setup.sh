@@ -20,6 +20,8 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # sox: audio conversion and checks; pulseaudio and ALSA: a sound server for the live tests.
 APT_PACKAGES=(
     libportaudio2 espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox
+    festvox-italp16k festvox-itapc16k festival-czech festvox-czech-dita festvox-czech-machac festvox-czech-ph
+    festvox-czech-krb festvox-suopuhe-lj festvox-suopuhe-mv
     pulseaudio libasound2-plugins alsa-utils pulseaudio-utils
 )
 
@@ -70,7 +72,7 @@ fi
 # Pico (Apache 2.0, in non-free for want of its voice data's sources) and RHVoice's English voices (in
 # non-free for the same reason). `speechrnn synth` runs without them, with fewer people in the corpus; the
 # shipped model was trained with them. SPEECHRNN_NONFREE=0 skips this step.
-NONFREE_PACKAGES=(festvox-rablpc16k festvox-don mbrola libttspico-utils mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1
+NONFREE_PACKAGES=(festvox-rablpc16k festvox-don festvox-ellpc11k mbrola libttspico-utils mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1
     mbrola-af1 mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4 mbrola-de5 mbrola-de6 mbrola-fr1 mbrola-fr4 mbrola-gr2
     mbrola-hu1 mbrola-nl2 mbrola-pl1 mbrola-ro1 mbrola-sw1 mbrola-sw2 mbrola-fr2 mbrola-fr3 mbrola-fr5 mbrola-fr6
     mbrola-fr7 mbrola-de7 mbrola-nl3 mbrola-gr1 mbrola-es1 mbrola-es2 mbrola-es3 mbrola-mx1 mbrola-mx2 mbrola-it3

