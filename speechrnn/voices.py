@@ -463,9 +463,8 @@ def stand_in_phonemes(pho: str, phones: frozenset[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-_VOWELS = frozenset(
-    {"a", "e", "i", "o", "u", "@", "6", "E", "O", "I", "U", "A", "V", "{", "r="}
-)  # and stand-ins
+# The vowels among MBROLA_STAND_INS's phones: a missing diphone with one in it is not a cluster.
+_VOWELS = frozenset({"a", "e", "i", "o", "u", "@", "6", "E", "O", "I", "U", "A", "V", "{", "r="})
 
 
 def epenthesize(pho: str, breaks: set[tuple[str, str]], vowel: str) -> str:
@@ -491,6 +490,15 @@ def epenthesize(pho: str, breaks: set[tuple[str, str]], vowel: str) -> str:
 def _breakable(pair: tuple[str, str]) -> bool:
     """Whether an epenthetic vowel can break a missing diphone: two consonants, or one and a pause."""
     return pair[0] not in _VOWELS and pair[1] not in _VOWELS and pair != ("_", "_")
+
+
+def _after_gaps(
+    gaps: set[tuple[str, str]], breaks: set[tuple[str, str]], phones: frozenset[str], vowel: str | None
+) -> tuple[set[tuple[str, str]], frozenset[str]]:
+    """The next try's (breaks, phones) after a try that lacked diphones `gaps`: a cluster is broken by the
+    vowel (if there is one), any other gap's phones give way to their next stand-ins."""
+    broken = {pair for pair in gaps if vowel and _breakable(pair) and pair not in breaks}
+    return breaks | broken, phones - {p for pair in gaps - broken for p in pair} | {"_"}
 
 
 @functools.cache
@@ -540,9 +548,7 @@ def festival_segments(voice: str, pho: str) -> list[tuple[str, float, list[tuple
                 ]
                 segments.append((names[phone], seconds, targets))
             return segments
-        broken = {pair for pair in gaps if _breakable(pair) and pair not in breaks}
-        breaks |= broken
-        phones = phones - {p for pair in gaps - broken for p in pair} | {"_"}
+        breaks, phones = _after_gaps(gaps, breaks, phones, vowel)
     return None
 
 
@@ -610,11 +616,7 @@ class Synthesizer:
                     done = _run(cmd, f"mbrola {voice.name} {text!r}", epenthesize(said, breaks, vowel or ""))
                     if MBROLA_GAP not in done.stderr:
                         break
-                    # a missing diphone is broken by a vowel, or its phones give way to their next stand-in
-                    gaps = missing_diphones(done.stderr)
-                    broken = {pair for pair in gaps if vowel and _breakable(pair) and pair not in breaks}
-                    breaks |= broken
-                    phones = phones - {p for pair in gaps - broken for p in pair} | {"_"}
+                    breaks, phones = _after_gaps(missing_diphones(done.stderr), breaks, phones, vowel)
                 audio = None if MBROLA_GAP in done.stderr else _read_wav(path, f"mbrola {voice.name}")
         else:
             done = self._espeak_run(name, voice, text, "--stdout")
