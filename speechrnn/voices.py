@@ -443,14 +443,19 @@ def missing_diphones(stderr: bytes) -> set[tuple[str, str]]:
     return {(a.decode(), b.decode()) for a, b in found}
 
 
+def _phone_fields(line: str) -> list[str]:
+    """The fields of an MBROLA phoneme line (`phone ms [percent Hz]...`); none for a comment or a blank."""
+    return [] if line.startswith(";") else line.split()
+
+
 def stand_in_phonemes(pho: str, phones: frozenset[str]) -> str:
     """MBROLA phoneme lines (`phone ms [percent Hz]...`) with each phone replaced by its first stand-in that
     `phones` holds; a stand-in of two phones shares the duration, and each pitch point goes to the part it
     falls in. A phone with no stand-in there is kept (mbrola then reports the missing diphone)."""
     out = []
     for line in pho.splitlines():
-        fields = line.split()
-        if not fields or line.startswith(";"):
+        fields = _phone_fields(line)
+        if not fields:
             out.append(line)
             continue
         options = MBROLA_STAND_INS.get(fields[0], ())
@@ -467,13 +472,15 @@ def stand_in_phonemes(pho: str, phones: frozenset[str]) -> str:
 _VOWELS = frozenset({"a", "e", "i", "o", "u", "@", "6", "E", "O", "I", "U", "A", "V", "{", "r="})
 
 
-def epenthesize(pho: str, breaks: set[tuple[str, str]], vowel: str) -> str:
+def epenthesize(pho: str, breaks: set[tuple[str, str]], vowel: str | None) -> str:
     """MBROLA phoneme lines with `vowel` put between the two phones of each pair in `breaks` (a pause
     counts as a phone), or before the /s/ when the pair is /s/ and a consonant after a pause ("_ s t" ->
-    "_ i s t", as "istop")."""
+    "_ i s t", as "istop"); `pho` itself when there is nothing to break."""
+    if not breaks:
+        return pho
     lines = pho.splitlines()
-    at = [i for i, line in enumerate(lines) if line.split() and not line.startswith(";")]
-    names = [lines[i].split()[0] for i in at]
+    at = [i for i, line in enumerate(lines) if _phone_fields(line)]
+    names = [_phone_fields(lines[i])[0] for i in at]
     before = set()  # the lines a vowel goes before
     for k in range(1, len(names)):
         if (names[k - 1], names[k]) in breaks:
@@ -535,7 +542,7 @@ def festival_segments(voice: str, pho: str) -> list[tuple[str, float, list[tuple
     breaks: set[tuple[str, str]] = set()
     for _ in range(MBROLA_RETRIES):
         said = epenthesize(stand_in_phonemes(pho, phones), breaks, vowel)
-        rows = [line.split() for line in said.splitlines() if line.split() and not line.startswith(";")]
+        rows = [fields for fields in map(_phone_fields, said.splitlines()) if fields]
         seq = [row[0] for row in rows]
         gaps = {pair for pair in itertools.pairwise(seq) if tuple(map(names.get, pair)) not in diphones}
         if not gaps:
@@ -613,7 +620,7 @@ class Synthesizer:
                 vowel, breaks = MBROLA_EPENTHESIS.get(voice.name), set()
                 for _ in range(MBROLA_RETRIES if mapped else 1):
                     said = stand_in_phonemes(phonemes, phones) if mapped else phonemes
-                    done = _run(cmd, f"mbrola {voice.name} {text!r}", epenthesize(said, breaks, vowel or ""))
+                    done = _run(cmd, f"mbrola {voice.name} {text!r}", epenthesize(said, breaks, vowel))
                     if MBROLA_GAP not in done.stderr:
                         break
                     breaks, phones = _after_gaps(missing_diphones(done.stderr), breaks, phones, vowel)

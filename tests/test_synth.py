@@ -314,7 +314,8 @@ def test_festival_reads_which_diphones_a_voice_has():
     if "festival" not in voices.available_engines():
         pytest.skip("festival and its voices of other languages are not installed")
     italian = voices.festival_diphone_index("lp_diphone")
-    assert len(italian) > 1000 and ("t", "r") in italian and ("T", "r") not in italian
+    assert len(italian) > 1000 and ("t", "r") in italian
+    assert ("#", "ng") not in italian  # festival falls back to silence there: the index holds what it has
     assert voices.festival_diphone_index("no_such_diphone") == frozenset()
     # the men and the boy among them speak us1's phonemes at their own pitch
     synth = voices.Synthesizer()
