@@ -19,7 +19,8 @@
 #   DEVICE   auto, cpu, cuda [auto]       OUT_DIR  where the ends and logs go [runs/remote]
 #   WORK     where the runs write their full checkpoints [/tmp/remote_finetune]
 #   WHEELS   a folder of wheels to install first [.whl if present]
-#   TRAIN_ARGS  more `speechrnn train` flags, e.g. "--vtlp-range 0.85 1.15"
+#   TRAIN_ARGS  more `speechrnn train` flags, e.g. "--vtlp-range 0.85 1.15", or "--keep-epochs" to keep
+#               every epoch's weights in WORK/seedN/model.epochN.pt for averaging
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 START=$SECONDS

@@ -119,6 +119,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-minutes", type=float, default=None, help="stop (and save) after this much training time"
     )
+    p.add_argument(
+        "--keep-epochs",
+        action="store_true",
+        help="also write each finished epoch's weights to OUT.epochN.pt (no optimiser state), to average "
+        "several with scripts/average_checkpoints.py",
+    )
     p.add_argument("--limit-batches", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--resume", action="store_true", help="continue from OUT.last.pt")
     p.add_argument(
@@ -141,6 +147,7 @@ def _run_train(args: argparse.Namespace) -> int:
         vtlp_range=tuple(args.vtlp_range),
         phrases=not args.no_phrases, streams=args.streams, seed=args.seed, workers=args.workers,
         threads=args.threads, device=args.device, max_minutes=args.max_minutes, limit_batches=args.limit_batches,
+        keep_epochs=args.keep_epochs,
     )  # fmt: skip
     model = ModelConfig(n_labels=0, cell=args.cell, hidden=args.hidden, layers=args.layers, dropout=args.dropout,
                         bidirectional=not args.unidirectional)  # fmt: skip

@@ -74,6 +74,7 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     save_minutes: float = 5.0  # also checkpoint mid-epoch this often
     max_minutes: float | None = None  # time budget: the schedule follows wall time and training ends with it
+    keep_epochs: bool = False  # also write each finished epoch's weights to OUT.epochN.pt, to average later
     limit_batches: int | None = None  # cap batches per epoch (smoke tests)
 
     def __post_init__(self) -> None:
@@ -295,12 +296,11 @@ def _warm_start(init: str | os.PathLike, labels: tuple[str, ...], seed: int) -> 
     return model
 
 
-def _save(path: Path, model: Recognizer, cfg: TrainConfig, progress: Progress, optimizer) -> None:
-    train = {
-        "config": cfg.to_dict(),
-        "progress": asdict(progress),
-        "optimizer": optimizer.state_dict(),
-    }
+def _save(path: Path, model: Recognizer, cfg: TrainConfig, progress: Progress, optimizer=None) -> None:
+    """A checkpoint with the run's config and progress, and the optimiser's state where one is given."""
+    train = {"config": cfg.to_dict(), "progress": asdict(progress)}
+    if optimizer is not None:
+        train["optimizer"] = optimizer.state_dict()
     save_checkpoint(path, model, train=train)
 
 
@@ -537,6 +537,8 @@ def train(
                     _save(out, model, cfg, progress, optimizer)
                 _save(last, model, cfg, progress, optimizer)
                 last_save = time.monotonic()
+                if cfg.keep_epochs and not out_of_time:  # weights alone: a third of the size
+                    _save(out.with_suffix(f".epoch{progress.epoch}.pt"), model, cfg, progress)
                 _plot_history(progress.history, out.with_suffix(".curves.png"))
     except KeyboardInterrupt:
         interrupted = True

@@ -50,8 +50,8 @@ def test_tiny_model_overfits_a_tiny_batch(fake_corpus):
 
 def test_train_writes_checkpoint_metrics_and_curves(fake_corpus, tmp_path):
     out = tmp_path / "m.pt"
-    train(_cfg(fake_corpus, limit_batches=4), out, model_config=TINY, progress_bar=False)
-    for suffix in (".pt", ".last.pt", ".metrics.jsonl", ".curves.png"):
+    train(_cfg(fake_corpus, limit_batches=4, keep_epochs=True), out, model_config=TINY, progress_bar=False)
+    for suffix in (".pt", ".last.pt", ".metrics.jsonl", ".curves.png", ".epoch1.pt", ".epoch2.pt"):
         assert out.with_suffix(suffix).is_file(), suffix
     model = load_model(out)
     assert model.labels[:2] == ("_silence_", "_unknown_")
@@ -61,6 +61,12 @@ def test_train_writes_checkpoint_metrics_and_curves(fake_corpus, tmp_path):
     best = read_checkpoint(out)["train"]["progress"]  # the best epoch's state
     assert best["best"] == max(h["val_accuracy"] for h in best["history"])
     assert not torch.allclose(model.feat_std, torch.ones_like(model.feat_std))  # statistics were computed
+    kept = [read_checkpoint(out.with_suffix(f".epoch{n}.pt")) for n in (1, 2)]
+    assert [k["train"]["progress"]["epoch"] for k in kept] == [1, 2]
+    assert all("optimizer" not in k["train"] for k in kept)  # weights alone
+    for name, value in last["model"].items():  # the last epoch kept is the run's end
+        torch.testing.assert_close(kept[1]["model"][name], value, msg=name)
+    assert any(not torch.equal(kept[0]["model"][n], v) for n, v in last["model"].items())
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -249,12 +255,14 @@ def test_train_config_round_trips_and_an_older_checkpoint_trains_without_the_for
         TrainConfig(data="x", vtlp_prob=1.5)
 
 
-def test_train_command_passes_the_formant_warp_settings(monkeypatch, tmp_path):
+def test_train_command_passes_the_formant_warp_and_kept_epochs(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr(train_module, "train", lambda cfg, out, **kw: seen.update(cfg=cfg))
     argv = ["train", "--data", "x", "--out", str(tmp_path / "m.pt")]
-    assert cli.main([*argv, "--vtlp", "0.6", "--vtlp-range", "0.85", "1.15"]) == 0
-    assert (seen["cfg"].vtlp_prob, seen["cfg"].vtlp_range) == (0.6, (0.85, 1.15))
+    assert cli.main([*argv, "--vtlp", "0.6", "--vtlp-range", "0.85", "1.15", "--keep-epochs"]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.vtlp_prob, cfg.vtlp_range, cfg.keep_epochs) == (0.6, (0.85, 1.15), True)
     assert cli.main(argv) == 0
     defaults = TrainConfig(data="x")
     assert (seen["cfg"].vtlp_prob, seen["cfg"].vtlp_range) == (defaults.vtlp_prob, defaults.vtlp_range)
+    assert not seen["cfg"].keep_epochs
