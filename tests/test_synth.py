@@ -546,20 +546,34 @@ def test_noises():
     assert noise.babble(n, rng, talk).shape == (n,)
 
 
-def test_a_voice_added_to_training_leaves_held_out_clips_alone(monkeypatch):
-    def plan():
-        return synth.make_plan(
-            words=("yes", "no"), preset=synth.PRESETS["small"], per_word=40, seed=3,
-            engines=list(voices.ENGINES), preset_name="small",
-        )  # fmt: skip
+def _yes_no_plan() -> synth.Plan:
+    return synth.make_plan(
+        words=("yes", "no"), preset=synth.PRESETS["small"], per_word=40, seed=3,
+        engines=list(voices.ENGINES), preset_name="small",
+    )  # fmt: skip
 
+
+def test_a_voice_added_to_training_leaves_held_out_clips_alone(monkeypatch):
     def held_out(p):
         return [(c, p.speakers[c.speaker]) for c in p.clips if p.speakers[c.speaker].split != "train"]
 
-    before = plan()
+    before = _yes_no_plan()
     monkeypatch.setitem(voices.FESTIVAL_VOICES, "new_diphone", 0.3)  # a new training voice
-    after = plan()
+    after = _yes_no_plan()
     trained = {v.base for v in after.speakers.values() if v.split == "train"}
     assert "festival:new_diphone" in trained  # training changed ...
     assert held_out(after) == held_out(before)  # ... and validation and test did not, clip for clip
     assert len(held_out(before)) > 10
+
+
+def test_a_voice_moved_to_validation_leaves_test_clips_alone(monkeypatch):
+    def split_of(p, split):
+        return [(c, p.speakers[c.speaker]) for c in p.clips if p.speakers[c.speaker].split == split]
+
+    before = _yes_no_plan()
+    monkeypatch.setattr(voices, "VALIDATION_BASES", voices.VALIDATION_BASES | {"festival:ked_diphone"})
+    after = _yes_no_plan()
+    assert {v.base for v in after.speakers.values() if v.split == "validation"} >= {"festival:ked_diphone"}
+    assert split_of(after, "validation") != split_of(before, "validation")  # validation was re-drawn ...
+    assert split_of(after, "testing") == split_of(before, "testing")  # ... and test was not, clip for clip
+    assert len(split_of(before, "testing")) > 10
