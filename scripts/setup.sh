@@ -69,7 +69,7 @@ fi
 
 # --- more voices from Debian's contrib and non-free components ---------------------------------------
 # Festival's British men Rab and Don (contrib), MBROLA's diphone voices (free for non-commercial use), SVOX
-# Pico (Apache 2.0, in non-free for want of its voice data's sources) and RHVoice's English voices (in
+# Pico (Apache 2.0, in non-free for want of its voice data's sources) and RHVoice's voices (in
 # non-free for the same reason). `speechrnn synth` runs without them, with fewer people in the corpus; the
 # shipped model was trained with them. SPEECHRNN_NONFREE=0 skips this step.
 NONFREE_PACKAGES=(festvox-rablpc16k festvox-don festvox-ellpc11k mbrola libttspico-utils mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1
@@ -77,7 +77,9 @@ NONFREE_PACKAGES=(festvox-rablpc16k festvox-don festvox-ellpc11k mbrola libttspi
     mbrola-hu1 mbrola-nl2 mbrola-pl1 mbrola-ro1 mbrola-sw1 mbrola-sw2 mbrola-fr2 mbrola-fr3 mbrola-fr5 mbrola-fr6
     mbrola-fr7 mbrola-de7 mbrola-nl3 mbrola-gr1 mbrola-es1 mbrola-es2 mbrola-es3 mbrola-mx1 mbrola-mx2 mbrola-it3
     mbrola-it4 mbrola-pt1 mbrola-ca1 mbrola-ca2 mbrola-cz1 mbrola-cz2 mbrola-tr1 mbrola-tr2 mbrola-lt1 mbrola-lt2
-    mbrola-cr1 mbrola-br1 mbrola-br2 mbrola-br3 mbrola-br4 mbrola-es4 mbrola-vz1 rhvoice rhvoice-english)
+    mbrola-cr1 mbrola-br1 mbrola-br2 mbrola-br3 mbrola-br4 mbrola-es4 mbrola-vz1 rhvoice rhvoice-english
+    rhvoice-russian rhvoice-ukrainian rhvoice-kyrgyz rhvoice-tatar rhvoice-macedonian rhvoice-polish
+    rhvoice-esperanto rhvoice-albanian)
 missing_of "${NONFREE_PACKAGES[@]}"
 if [[ ${SPEECHRNN_NONFREE:-1} == 0 ]]; then
     say "apt: SPEECHRNN_NONFREE=0, not installing ${NONFREE_PACKAGES[*]}"

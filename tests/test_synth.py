@@ -47,8 +47,8 @@ def _lines(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line]
 
 
-def _records(root: Path) -> list[dict]:
-    return [json.loads(line) for line in _lines(root / "_meta_" / "clips.jsonl")]
+def _records(root: Path, name: str = "clips.jsonl") -> list[dict]:
+    return [json.loads(line) for line in _lines(root / "_meta_" / name)]
 
 
 def _bytes(root: Path) -> dict[str, bytes]:
@@ -257,6 +257,70 @@ def test_stand_ins_replace_each_phone_by_the_first_the_database_has():
     ]
 
 
+def test_pico_says_us1s_phonemes_in_the_x_sampa_of_its_language(monkeypatch):
+    spanish = frozenset({"t", "r", "i", "e", "s", "o", "u", "x", "jj", "b", "n"})
+    monkeypatch.setattr(voices, "pico_phones", lambda language: spanish)
+    three = "_ 50\nT 100\nr 60\ni 150 20 230\n_ 40\n"
+    assert voices.pico_xsampa("es-ES", three) == 'tr"i'  # no /T/: "tree"; the stress before the vowel
+    # /h/ as the Spanish jota, /Z/ as its y (X-SAMPA j\\), /v/ as b, /@U/ as "o u"; pauses left out
+    assert voices.pico_xsampa("es-ES", "h 60\n@U 90\n_ 30\nZ 80\nv 70\n") == 'x"ouj\\b'
+    assert voices.pico_xsampa("es-ES", "s 60\nt 40\n") == "st"  # no vowel, no stress
+    german = frozenset({"@", "R", "6", "n", "a", "v"})
+    monkeypatch.setattr(voices, "pico_phones", lambda language: german)
+    assert voices.pico_xsampa("de-DE", "n 50\nr= 90\n") == 'n"@R'  # no /r/: German's own
+
+
+def test_rhvoice_spells_us1s_phonemes_as_each_language_writes():
+    seven, three = "_ 50\ns 90\nE 70 0 204\nv 65\n@ 33\nn 122\n_ 300\n", "T 80\nr 40\ni 120\n"
+    spell = voices.rhvoice_spelling
+    assert (spell("pavel", seven), spell("pavel", three)) == ("сэван", "сри")  # Russian: no /T/, "sree"
+    assert (spell("natalia", seven), spell("natalia", three)) == ("севан", "трі")  # Ukrainian: е, і
+    assert (spell("magda", three), spell("hana", three), spell("spomenka", seven)) == ("tri", "thri", "seven")
+    # aspiration is not spelt; Polish writes /v/ w, /w/ ł, /S/ sz; Esperanto /w/ ŭ
+    assert spell("natan", "t_h 60\nw 40\nV 80\nv 50\nS 70\n") == "tławsz"
+    assert spell("spomenka", "w 40\nA 80\n") == "ŭa"
+    # every spelling spells every American phoneme, in letters of its own alphabet only (else RHVoice
+    # reads the word in another of its languages)
+    alphabets = {
+        "ukrainian": set("абвгґдеєжзиіїйклмнопрстуфхцчшщьюя"), "macedonian": set("абвгдѓежзѕијклљмнњопрстќуфхцчџш"),
+        "russian": set("абвгдеёжзийклмнопрстуфхцчшщъыьэюя"), "polish": set("aąbcćdeęfghijklłmnńoóprsśtuwyzźż"),
+        "esperanto": set("abcĉdefgĝhĥijĵklmnoprsŝtuŭvz"), "albanian": set("abcçdeëfghijklmnopqrstuvxyz"),
+    }  # fmt: skip
+    for spelling, letters in voices.RHVOICE_SPELLINGS.items():
+        american = {phone.removesuffix("_h") for phone in voices.MBROLA_STAND_INS} - {"_"}
+        assert american <= set(letters), spelling
+        alphabet = alphabets.get(spelling, alphabets["russian"] | set("әөүҗңһ"))  # Tatar's extra letters
+        assert set("".join(letters.values())) <= alphabet, spelling
+    assert set(voices.RHVOICE_MAPPED.values()) == set(voices.RHVOICE_SPELLINGS)
+
+
+@pytest.mark.synth
+def test_pico_finds_which_phones_each_language_has():
+    if "pico" not in voices.available_engines():
+        pytest.skip("pico2wave is not installed")
+    german, spanish = voices.pico_phones("de-DE"), voices.pico_phones("es-ES")
+    assert {"R", "x", "Z", "v"} <= german and not {"T", "D", "w", "r"} & german
+    assert {"T", "x", "r", "B"} <= spanish and not {"v", "z", "S", "h", "@"} & spanish
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize(
+    ("voice", "words"),
+    [*((voices.Voice("pico", language), ("seven", "stop")) for language in voices.PICO_MAPPED)]
+    + [(voices.Voice("rhvoice", name), ("yes", "stop")) for name in ("pavel", "natalia", "magda", "hana")],
+    ids=lambda v: v.base if isinstance(v, voices.Voice) else "",
+)
+def test_voices_of_other_languages_say_english_words(voice, words):
+    if voice.engine not in voices.available_engines():
+        pytest.skip(f"{voice.engine} or its voices of other languages are not installed")
+    from speechrnn.transcribe import transcribe  # the shipped model hears the words they say
+
+    for text in words:
+        audio, rate = voices.Synthesizer().synthesize(voice, [text], [1])[0]
+        label = transcribe(audio, sample_rate=rate).label
+        assert label == text, f"{voice.base} said {text!r}; the shipped model heard {label!r}"
+
+
 def test_a_vowel_breaks_the_clusters_a_database_lacks():
     pho = "_ 50\ns 80\nt 60\nA 150 50 120\np 70\n_ 50\n"  # "stop"
     breaks = {("s", "t"), ("p", "_")}
@@ -349,7 +413,10 @@ def test_custom_words(tmp_path, micro):
     summary = synth.build_corpus(
         tmp_path / "w", words=["Marvin", "visual"], per_word=3, preset=micro, seed=0, jobs=1, progress=False
     )
-    assert summary.clips["marvin"] == summary.clips["visual"] == 3
+    planned = Counter(
+        r["label"] for r in _records(tmp_path / "w", "unsayable.jsonl")
+    )  # a voice lacks a diphone
+    assert summary.clips["marvin"] + planned["marvin"] == summary.clips["visual"] + planned["visual"] == 3
     assert not (tmp_path / "w" / "yes").exists()
     for r in _records(tmp_path / "w"):
         if r["label"] == "_phrase_":
@@ -464,6 +531,7 @@ def _median_f0(audio: np.ndarray, rate: int) -> float:
         voices.Voice("mbrola", "us1"),
         voices.Voice("mbrola", "fr3"),  # phonemes from espeak-ng's fr1-en, spoken by mbrola itself
         voices.Voice("pico", "en-US"),
+        voices.Voice("pico", "fr-FR"),  # us1's phonemes in Pico's markup
         voices.Voice("rhvoice", "bdl"),
     ],
     ids=lambda v: v.base,
@@ -494,7 +562,7 @@ def test_missing_engines_degrade(monkeypatch):
         assert "mbrola" not in voices.available_engines()
     monkeypatch.undo()
     monkeypatch.setattr(voices, "RHVOICE_DIR", Path("/nonexistent"))
-    with pytest.warns(UserWarning, match="rhvoice-english"):
+    with pytest.warns(UserWarning, match="rhvoice-english rhvoice-russian"):
         assert "rhvoice" not in voices.available_engines()
     monkeypatch.setattr(voices.shutil, "which", lambda b: None)
     monkeypatch.setitem(sys.modules, "piper", None)
@@ -527,6 +595,7 @@ def test_speaker_ids_and_splits():
     assert splits == {v: "validation" if v in lpc_held else "train" for v in voices.FESTIVAL_MAPPED}
     assert voices.Voice("mbrola", "en1").split == voices.Voice("pico", "en-GB").split == "testing"
     assert voices.Voice("mbrola", "us2").split == voices.Voice("pico", "en-US").split == "train"
+    assert {voices.Voice("pico", language).split for language in voices.PICO_MAPPED} == {"train"}
     assert voices.Voice("rhvoice", "clb").split == "testing"
     assert {voices.Voice("rhvoice", v).split for v in voices.RHVOICE_VOICES if v != "clb"} == {"train"}
     held = voices.held_out_bases()
@@ -553,15 +622,27 @@ def _yes_no_plan() -> synth.Plan:
     )  # fmt: skip
 
 
-def test_a_voice_added_to_training_leaves_held_out_clips_alone(monkeypatch):
+@pytest.mark.parametrize("engine", ["festival", "pico", "rhvoice"])
+def test_a_voice_added_to_training_leaves_held_out_clips_alone(monkeypatch, engine):
     def held_out(p):
         return [(c, p.speakers[c.speaker]) for c in p.clips if p.speakers[c.speaker].split != "train"]
 
-    before = _yes_no_plan()
-    monkeypatch.setitem(voices.FESTIVAL_VOICES, "new_diphone", 0.3)  # a new training voice
+    if engine in ("pico", "rhvoice"):  # their English voices alone before session 18
+        english = (
+            {"en-US": 0.4, "en-GB": 0.4} if engine == "pico" else dict.fromkeys(voices.RHVOICE_ENGLISH, 1.0)
+        )
+        with monkeypatch.context() as m:
+            m.setattr(voices, "PICO_VOICES" if engine == "pico" else "RHVOICE_VOICES", english)
+            before = _yes_no_plan()
+        mapped = voices.PICO_MAPPED if engine == "pico" else voices.RHVOICE_MAPPED
+        new = {f"{engine}:{name}" for name in mapped}
+    else:
+        before = _yes_no_plan()
+        monkeypatch.setitem(voices.FESTIVAL_VOICES, "new_diphone", 0.3)  # a new training voice
+        new = {"festival:new_diphone"}
     after = _yes_no_plan()
     trained = {v.base for v in after.speakers.values() if v.split == "train"}
-    assert "festival:new_diphone" in trained  # training changed ...
+    assert new & trained  # training changed ...
     assert held_out(after) == held_out(before)  # ... and validation and test did not, clip for clip
     assert len(held_out(before)) > 10
 
