@@ -177,8 +177,9 @@ FLITE_F0 = {"awb": (90.0, 140.0), "rms": (85.0, 135.0), "kal16": (90.0, 140.0), 
 PICO_MAPPED = ("de-DE", "es-ES", "fr-FR", "it-IT")
 PICO_VOICES = {"en-US": 0.4, "en-GB": 0.4} | {language: 0.15 for language in PICO_MAPPED}
 PICO_LANG_DIR = Path("/usr/share/pico/lang")
-# Where Pico's X-SAMPA differs from MBROLA_STAND_INS's SAMPA, and stand-ins for the phone German lacks.
+# Where Pico's X-SAMPA differs from MBROLA_STAND_INS's SAMPA.
 PICO_NOTATION = {"jj": "j\\"}
+# German has no /r/: its r-coloured vowel is "@ R" or its own vocalic r.
 PICO_STAND_INS = MBROLA_STAND_INS | {"r=": ("@ r", "e r", "E r", "o r", "@ R", "6")}
 
 # RHVoice's English speakers (statistical parametric voices, nearer a person than diphones): Alan is a Scot,
