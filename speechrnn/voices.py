@@ -513,6 +513,11 @@ def _phone_fields(line: str) -> list[str]:
     return [] if line.startswith(";") else line.split()
 
 
+def _phone_names(pho: str) -> list[str]:
+    """The phones of MBROLA phoneme lines, pauses left out."""
+    return [fields[0] for fields in map(_phone_fields, pho.splitlines()) if fields and fields[0] != "_"]
+
+
 def stand_in_phonemes(
     pho: str, phones: frozenset[str], stand_ins: dict[str, tuple[str, ...]] = MBROLA_STAND_INS
 ) -> str:
@@ -655,7 +660,7 @@ def pico_xsampa(language: str, pho: str) -> str:
     """One word's MBROLA phoneme lines as Pico's `language` says them: X-SAMPA, each phone its first
     stand-in the language has, pauses left out, the stress before the first vowel."""
     said = stand_in_phonemes(pho, pico_phones(language), PICO_STAND_INS)
-    names = [fields[0] for fields in map(_phone_fields, said.splitlines()) if fields and fields[0] != "_"]
+    names = _phone_names(said)
     first_vowel = next((i for i, name in enumerate(names) if name in _VOWELS), None)
     if first_vowel is not None:
         names[first_vowel] = '"' + names[first_vowel]
@@ -665,8 +670,7 @@ def pico_xsampa(language: str, pho: str) -> str:
 def rhvoice_spelling(voice: str, pho: str) -> str:
     """One word's MBROLA phoneme lines spelt as RHVoice's `voice` (one of RHVOICE_MAPPED) reads them."""
     letters = RHVOICE_SPELLINGS[RHVOICE_MAPPED[voice]]
-    names = [fields[0].removesuffix("_h") for fields in map(_phone_fields, pho.splitlines()) if fields]
-    return "".join(letters.get(name, "") for name in names)  # pauses have no letter
+    return "".join(letters.get(name.removesuffix("_h"), "") for name in _phone_names(pho))
 
 
 def _scheme_string(text: str) -> str:
