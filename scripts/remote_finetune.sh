@@ -11,7 +11,7 @@
 #
 # Environment (defaults in brackets; relative paths are from the repository root):
 #   BUNDLE   the corpus bundle [.dev/corpus.tgz]     CORPUS  where to unpack it [/tmp/corpus]
-#   INIT     the model to start from [speechrnn/assets/model.pt]
+#   INIT     the model to start from [speechrnn/assets/model.pt]; none: fresh weights (from scratch)
 #   RUNS     space-separated seed:lr pairs, one run each ["21:3e-4 22:3e-4"]
 #   MINUTES  training time per run; the learning rate's cosine follows it [7.5]
 #   WORKERS  data-loading processes per run [(cores - runs) / runs]
@@ -37,6 +37,8 @@ OUT_DIR=${OUT_DIR:-runs/remote}
 WORK=${WORK:-/tmp/remote_finetune}
 WHEELS=${WHEELS:-.whl}
 read -ra PAIRS <<<"$RUNS"
+FROM=(--init "$INIT")
+[ "$INIT" = none ] && FROM=()
 WORKERS=${WORKERS:-$(( ($(nproc) - ${#PAIRS[@]}) / ${#PAIRS[@]} ))}
 (( WORKERS < 1 )) && WORKERS=1
 
@@ -63,7 +65,7 @@ for pair in "${PAIRS[@]}"; do
     seed=${pair%%:*} lr=${pair#*:}
     name=seed$seed
     # shellcheck disable=SC2086  # TRAIN_ARGS is a list of flags
-    $PY -m speechrnn train --data "$CORPUS" --init "$INIT" --out "$WORK/$name/model.pt" \
+    $PY -m speechrnn train --data "$CORPUS" "${FROM[@]}" --out "$WORK/$name/model.pt" \
         --device "$DEVICE" --workers "$WORKERS" --batch-size "$BATCH" --lr "$lr" --streams "$STREAMS" --seed "$seed" \
         --epochs 1000 --max-minutes "$MINUTES" ${TRAIN_ARGS:-} >"$OUT_DIR/$name.log" 2>&1 &
     pids+=($!)
