@@ -288,7 +288,11 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         help="run an exported step (speechrnn export) with onnxruntime instead of a checkpoint; its chunk "
         "and look-ahead are fixed in the file",
     )
-    p.add_argument("--input", metavar="FILE", help="replay this audio file instead of a device")
+    p.add_argument(
+        "--input", metavar="FILE",
+        help="replay this audio file instead of a device (then half a second of silence, as a room would go on, "
+        "so that a word at its very end is heard)",
+    )  # fmt: skip
     p.add_argument("--fast", action="store_true", help="with --input: replay as fast as possible")
     p.add_argument("--json", action="store_true", help='a {"keyword", "time", "score"} JSON line each')
     p.add_argument("--device", metavar="DEV", help="input device: index or name (see --list-devices)")
