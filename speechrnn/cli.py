@@ -304,7 +304,7 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="P",
         help="smoothed probability (0-1) a keyword must reach: higher gives fewer false alarms and more "
-        "misses (default: 0.6)",
+        "misses (default: 0.5)",
     )
     p.add_argument(
         "--chunk-ms",
@@ -325,10 +325,10 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--reset-after-silence-ms",
         type=float,
-        default=800.0,
+        default=300.0,
         metavar="MS",
         help="forget the recurrent state after a pause this long; the model learnt from short clips, and "
-        "over minutes of audio its carried state drifts (0 never resets; default: 800)",
+        "over minutes of audio its carried state drifts (0 never resets; default: 300)",
     )
 
     def run(args: argparse.Namespace) -> int:

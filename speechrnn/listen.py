@@ -34,13 +34,11 @@ STATUS_INTERVAL_S = 0.1  # status line refresh period
 OVERRUN_WARNING_S = 5.0  # without a terminal, report new overruns at most this often
 
 
-# Pause after which the live recogniser forgets its recurrent state. Session 8 brought in the reset after
-# 300 ms (correct detections on the held-out test stream 72.6 -> 78.0 %, false positives 12.6 -> 8.8 %).
-# A model trained on streams carries its state through shorter pauses better than it starts afresh: on the
-# validation stream at 20 dB (1,047 command words, pauses of 0.4-1.2 s between clips), correct minus false
-# positives at each reset's best threshold is 90.1 % after 300 ms, 90.8 after 600, 91.7 after 800 (at 0.6),
-# 91.3 after 1000, and 88.5 after 1500 (DEVELOPERS.md, session 19); false alarms an hour fall by a third.
-RESET_AFTER_SILENCE_MS = 800.0
+# Pause after which the live recogniser forgets its recurrent state and the label head's window (session 8:
+# correct detections on the held-out test stream 72.6 -> 78.0 %, false positives 12.6 -> 8.8 %). Since the
+# window is forgotten too (session 19), 300 ms is best on the validation stream at 20 dB, level with 500 and
+# 800 (correct minus false positives 92.2, 92.1, 92.1 % at 0.5; 200 ms 91.9, 1000 ms 91.6).
+RESET_AFTER_SILENCE_MS = 300.0
 # A file ends where a room would go on: this much silence follows its last sample through the recogniser, so
 # that a word at its very end is decided as it would be live (events come a median ~175 ms, and nine in ten
 # within ~300 ms, after the word's end). A person's "left" ending 0.25 s before the end of its file was

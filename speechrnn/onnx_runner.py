@@ -125,8 +125,14 @@ class OnnxStreamingRecognizer:
             if self._pauses is not None:
                 own, ctc = self.chunk * self.stride, parts[-1][0]
                 if self._pauses.update(self._c0[:own], self._c0[own:], ctc):
-                    self._state = np.zeros(self._state_shape, dtype=np.float32)
+                    self._forget()
         return self._output(parts, end_samples=None)
+
+    def _forget(self) -> None:
+        """A pause reset: the recurrent state and the label head's window, as `StreamingRecognizer._forget`."""
+        self._state = np.zeros(self._state_shape, dtype=np.float32)
+        self._attn_hist.fill(-np.inf)
+        self._label_hist.fill(0.0)
 
     def flush(self) -> StreamOutput:
         """End the stream: finalise every remaining step (the last window zero-padded), then reset."""
@@ -146,25 +152,27 @@ class OnnxStreamingRecognizer:
         return out
 
     def _step(self, window: np.ndarray, frames: int, steps: int) -> tuple[np.ndarray, ...]:
-        """One graph run; returns the first `steps` rows of (ctc_log_probs, attn_logits, label_logits)
-        and keeps the chunk's frame energies (c0) for the pause tracker."""
+        """One graph run; returns the first `steps` rows of (ctc_log_probs, attn_logits, label_logits) with
+        the pooled label logits, and keeps the chunk's frame energies (c0) for the pause tracker. Pooled
+        chunk by chunk, so that a pause reset after a chunk empties the window before the next."""
         feeds = {"audio": window, "frames": np.array(frames, dtype=np.int64), "state": self._state}
         ctc, attn, labels, self._state, self._c0 = self.session.run(self._outputs, feeds)
-        return ctc[:steps], attn[:steps], labels[:steps]
+        ctc, attn, labels = ctc[:steps], attn[:steps], labels[:steps]
+        return ctc, attn, labels, self._pool(attn, labels)
 
     def _output(self, parts: list[tuple[np.ndarray, ...]], end_samples: int | None) -> StreamOutput:
         if parts:
-            ctc, attn, labels = (np.concatenate(p) for p in zip(*parts, strict=True))
+            ctc, attn, labels, pooled = (np.concatenate(p) for p in zip(*parts, strict=True))
         else:
             ctc = np.zeros((0, self._n_vocab), np.float32)
             attn = np.zeros(0, np.float32)
-            labels = np.zeros((0, self._n_labels), np.float32)
+            labels = pooled = np.zeros((0, self._n_labels), np.float32)
         start, n = self._next_step, attn.shape[0]
         self._next_step += n
         return StreamOutput(
             start=start,
             ctc_log_probs=torch.from_numpy(ctc),
-            label_logits=torch.from_numpy(self._pool(attn, labels)),
+            label_logits=torch.from_numpy(pooled),
             attn_logits=torch.from_numpy(attn),
             step_logits=torch.from_numpy(labels),
             ready_seconds=torch.from_numpy(self._ready(start, n, end_samples)),

@@ -315,8 +315,16 @@ class StreamingRecognizer:
             out = self._run(main, future, last=False)
             outputs.append(out)
             if self._pauses.update(main[:, 0].tolist(), future[:, 0].tolist(), out.ctc_log_probs):
-                self._state = None  # and again every chunk while the pause lasts, as clips begin from zeros
+                self._forget()  # and again every chunk while the pause lasts, as clips begin from zeros
         return StreamOutput.concat(outputs)
+
+    def _forget(self) -> None:
+        """A pause reset: the forward state, and the label head's window of the steps before it. Steps of the
+        old state pooled with the fresh state's are a mix no training clip holds: on the validation stream
+        they made a third of the false positives (DEVELOPERS.md, session 19)."""
+        self._state = None
+        self._attn_hist.fill_(-math.inf)
+        self._label_hist.zero_()
 
     @property
     def resets(self) -> int:

@@ -284,6 +284,30 @@ def test_silence_reset_is_independent_of_block_sizes():
         _assert_same(got, ref)
 
 
+def test_silence_reset_empties_the_label_window():
+    """After a reset the label head pools only the fresh state's steps: at the first step after it, that
+    step alone, as at the start of a stream. Without a reset no later step is pooled alone."""
+    model, audio = _hearing_nothing(_model()), _with_pause()
+    window = model.config.window
+
+    def alone(
+        out: StreamOutput,
+    ) -> list[int]:  # steps past the first window whose pooled logits are their own
+        same = torch.isclose(out.label_logits, out.step_logits, atol=1e-5).all(dim=1)
+        return [int(i) for i in torch.nonzero(same[window:]).flatten() + window]
+
+    reset, n = _accept_all(
+        StreamingRecognizer(model, 120, 80, reset_after_silence_ms=300), audio, [audio.size]
+    )
+    plain, _ = _accept_all(StreamingRecognizer(model, 120, 80), audio, [audio.size])
+    steps = alone(reset)
+    assert n == 1 and steps and not alone(plain)
+    pause = (1.5 / reset.step_seconds, 2.5 / reset.step_seconds)
+    assert all(
+        pause[0] < s <= pause[1] and s % 6 == 0 for s in steps
+    )  # chunk boundaries (120 ms) in the pause
+
+
 def test_silence_reset_forgets_the_state_only_after_a_pause():
     model, audio = _hearing_nothing(_model()), _with_pause()
     with torch.no_grad():  # a long memory (update gates near 1), so that what the pause forgets still shows
