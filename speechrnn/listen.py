@@ -40,8 +40,8 @@ OVERRUN_WARNING_S = 5.0  # without a terminal, report new overruns at most this 
 # 800 (correct minus false positives 92.2, 92.1, 92.1 % at 0.5; 200 ms 91.9, 1000 ms 91.6).
 RESET_AFTER_SILENCE_MS = 300.0
 # A file ends where a room would go on: this much silence follows its last sample through the recogniser, so
-# that a word at its very end is decided as it would be live (events come a median ~175 ms, and nine in ten
-# within ~300 ms, after the word's end). A person's "left" ending 0.25 s before the end of its file was
+# that a word at its very end is decided as it would be live (events come a median ~150 ms, and nine in ten
+# within ~250 ms, after the word's end). A person's "left" ending 0.25 s before the end of its file was
 # missed without it.
 END_SILENCE_S = 0.5
 

@@ -53,7 +53,7 @@ class OnnxStreamingRecognizer:
     Args:
         path: the .onnx file written by `speechrnn export`; its chunk and look-ahead are fixed in it.
         threads: onnxruntime intra-op threads (1: one core, the setting for live use).
-        reset_after_silence_ms: forget the recurrent state after this long a pause, exactly as
+        reset_after_silence_ms: forget the recurrent state and the label window after this long a pause, as
             `StreamingRecognizer` does (the same `PauseTracker` on the same MFCC c0); None never resets.
 
     Raises:

@@ -214,9 +214,9 @@ class StreamingRecognizer:
             (a unidirectional model only) = emit every step as soon as its frames are complete.
         lookahead_ms: how far past each chunk the backward direction reads (a multiple of the step length).
             Ignored by a unidirectional model, which needs none.
-        reset_after_silence_ms: forget the forward state after this much audio with no frame louder than
-            `SPEECH_MARGIN_DB` above the running noise floor, unless the chunk's look-ahead holds such a
-            frame or the model hears a character in the chunk (`PauseTracker`). The model learnt from clips
+        reset_after_silence_ms: forget the forward state and the label head's window after this much audio
+            with no frame louder than `SPEECH_MARGIN_DB` above the running noise floor, unless the chunk's
+            look-ahead holds such a frame or the model hears a character in the chunk (`PauseTracker`). The model learnt from clips
             of a few seconds that start from a zero state; over a stream of many minutes the carried state
             drifts where training never went (on the benchmark stream, 75% of isolated test words were
             spotted with the state carried throughout against 86% with a fresh state for each). A reset
@@ -321,7 +321,7 @@ class StreamingRecognizer:
     def _forget(self) -> None:
         """A pause reset: the forward state, and the label head's window of the steps before it. Steps of the
         old state pooled with the fresh state's are a mix no training clip holds: on the validation stream
-        they made a third of the false positives (DEVELOPERS.md, session 19)."""
+        they made about half of the false positives (DEVELOPERS.md, session 19)."""
         self._state = None
         self._attn_hist.fill_(-math.inf)
         self._label_hist.zero_()
