@@ -129,7 +129,7 @@ class OnnxStreamingRecognizer:
         return self._output(parts, end_samples=None)
 
     def _forget(self) -> None:
-        """A pause reset: the recurrent state and the label head's window, as `StreamingRecognizer._forget`."""
+        """A pause reset: the recurrent state and the label window, as `StreamingRecognizer._forget`."""
         self._state = np.zeros(self._state_shape, dtype=np.float32)
         self._attn_hist.fill(-np.inf)
         self._label_hist.fill(0.0)

@@ -216,8 +216,9 @@ class StreamingRecognizer:
             Ignored by a unidirectional model, which needs none.
         reset_after_silence_ms: forget the forward state and the label head's window after this much audio
             with no frame louder than `SPEECH_MARGIN_DB` above the running noise floor, unless the chunk's
-            look-ahead holds such a frame or the model hears a character in the chunk (`PauseTracker`). The model learnt from clips
-            of a few seconds that start from a zero state; over a stream of many minutes the carried state
+            look-ahead holds such a frame or the model hears a character in the chunk (`PauseTracker`).
+            The model learnt from clips of a few seconds that start from a zero state; over a stream of
+            many minutes the carried state
             drifts where training never went (on the benchmark stream, 75% of isolated test words were
             spotted with the state carried throughout against 86% with a fresh state for each). A reset
             during a pause returns it to familiar ground. Decided per chunk from the MFCC energy and the

@@ -499,7 +499,9 @@ def test_live_defaults_agree_everywhere(capsys):
     parser = cli.build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(["listen", "--help"])
-    assert f"misses (default: {SpotterConfig.threshold:g})" in " ".join(capsys.readouterr().out.split())
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"misses (default: {SpotterConfig.threshold:g})" in help_text
+    assert "then half a second of silence" in help_text and END_SILENCE_S == 0.5
     for command in (["listen"], ["export", "--out", "m.onnx"]):
         args = parser.parse_args(command)
         assert (args.chunk_ms, args.lookahead_ms) == (LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS), command

@@ -92,7 +92,8 @@ def test_refractory_time_suppresses_close_events():
 
 
 def test_a_keyword_that_creeps_over_the_threshold_late_does_not_fire():
-    # "yes" is on top but under the threshold for 0.6 s, then rises: a word sliding out of the window, not a new word.
+    # "yes" is on top but under the threshold for 0.6 s, then rises: a word sliding out of the window, not a
+    # new word.
     late = _scores([("_silence_", 10, 0.9), ("yes", 30, 0.4), ("yes", 10, 0.9)])
     assert _spot(late, smooth_ms=20, min_ms=20, onset_ms=500) == []
     assert [e.step for e in _spot(late, smooth_ms=20, min_ms=20, onset_ms=None)] == [40]

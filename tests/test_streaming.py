@@ -290,9 +290,8 @@ def test_silence_reset_empties_the_label_window():
     model, audio = _hearing_nothing(_model()), _with_pause()
     window = model.config.window
 
-    def alone(
-        out: StreamOutput,
-    ) -> list[int]:  # steps past the first window whose pooled logits are their own
+    def alone(out: StreamOutput) -> list[int]:
+        """Steps past the first window whose pooled label logits are their own step's."""
         same = torch.isclose(out.label_logits, out.step_logits, atol=1e-5).all(dim=1)
         return [int(i) for i in torch.nonzero(same[window:]).flatten() + window]
 
@@ -303,9 +302,8 @@ def test_silence_reset_empties_the_label_window():
     steps = alone(reset)
     assert n == 1 and steps and not alone(plain)
     pause = (1.5 / reset.step_seconds, 2.5 / reset.step_seconds)
-    assert all(
-        pause[0] < s <= pause[1] and s % 6 == 0 for s in steps
-    )  # chunk boundaries (120 ms) in the pause
+    chunk_steps = 6  # 120 ms of 20 ms steps: resets fall on chunk boundaries, inside the pause
+    assert all(pause[0] < s <= pause[1] and s % chunk_steps == 0 for s in steps)
 
 
 def test_silence_reset_forgets_the_state_only_after_a_pause():
