@@ -27,7 +27,7 @@ import posixpath
 import tarfile
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +45,13 @@ TASKS = ("all", "12")
 UNKNOWN_DIR = "_unknown_"  # synthetic corpora: clips of other words
 PHRASES_DIR = "_phrases_"  # synthetic corpora: several command words in a row
 SENTENCES_DIR = "_sentences_"  # synthetic corpora: speech without command words
+UTTERANCES_DIR = "_utterances_"  # synthetic corpora: connected speech said in one breath, with word times
 META_FILE = "_meta_/clips.jsonl"  # synthetic corpora: one JSON object per clip
 VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
 PHRASE = "_phrase_"  # label of a phrase clip (and the class-count key of items without a class)
 SENTENCE = "_sentence_"  # label of a sentence clip
+UTTERANCE = "_utterance_"  # label of an utterance clip
 CLIP_SAMPLES = SAMPLE_RATE  # word clips shorter than 1 s are zero-padded to it, as TensorFlow does
 NO_LABEL = -1  # Example.label of items without a classification target
 _SPLIT_NAMES = {
@@ -97,6 +99,7 @@ class Corpus:
     phrases: dict[str, tuple[Clip, ...]]  # split -> `_phrases_/` clips
     sentences: dict[str, tuple[Clip, ...]]  # split -> `_sentences_/` clips
     background: tuple[str, ...]  # absolute paths of the `_background_noise_` recordings
+    utterances: dict[str, tuple[Clip, ...]] = field(default_factory=dict)  # split -> `_utterances_/` clips
 
 
 def split_name(split: str) -> str:
@@ -204,7 +207,7 @@ def scan_corpus(root: str | os.PathLike) -> Corpus:
             f"{root}: expected word folders holding clips (<root>/<word>/*.wav), found none"
             f" (folders: {', '.join(folders[:10]) or 'none'})"
         )
-    for special in (UNKNOWN_DIR, PHRASES_DIR, SENTENCES_DIR):
+    for special in (UNKNOWN_DIR, PHRASES_DIR, SENTENCES_DIR, UTTERANCES_DIR):
         if (root / special).is_dir():
             files[special] = _wav_files(root / special)
     all_rel = {f"{folder}/{name}" for folder, names in files.items() for name in names}
@@ -218,13 +221,13 @@ def scan_corpus(root: str | os.PathLike) -> Corpus:
         )
     meta_path = root / META_FILE
     meta = _read_meta(meta_path)
-    kinds = {UNKNOWN_DIR: UNKNOWN, PHRASES_DIR: PHRASE, SENTENCES_DIR: SENTENCE}
+    kinds = {UNKNOWN_DIR: UNKNOWN, PHRASES_DIR: PHRASE, SENTENCES_DIR: SENTENCE, UTTERANCES_DIR: UTTERANCE}
     out: dict[str, dict[str, list[Clip]]] = {
-        k: {s: [] for s in SPLITS} for k in ("clips", "phrases", "sentences")
+        k: {s: [] for s in SPLITS} for k in ("clips", "phrases", "sentences", "utterances")
     }
     for folder, names in files.items():
         label = kinds.get(folder, folder)
-        group = {PHRASE: "phrases", SENTENCE: "sentences"}.get(label, "clips")
+        group = {PHRASE: "phrases", SENTENCE: "sentences", UTTERANCE: "utterances"}.get(label, "clips")
         for name in names:
             rel = f"{folder}/{name}"
             record = meta.get(rel, {})
@@ -243,7 +246,9 @@ def scan_corpus(root: str | os.PathLike) -> Corpus:
     if (root / BACKGROUND_DIR).is_dir():
         background = tuple(str(root / BACKGROUND_DIR / n) for n in _wav_files(root / BACKGROUND_DIR))
     freeze = {k: {s: tuple(v) for s, v in d.items()} for k, d in out.items()}
-    return Corpus(root, words, freeze["clips"], freeze["phrases"], freeze["sentences"], background)
+    return Corpus(
+        root, words, freeze["clips"], freeze["phrases"], freeze["sentences"], background, freeze["utterances"]
+    )
 
 
 def task_labels(corpus: Corpus, task: str) -> tuple[str, ...]:
@@ -318,8 +323,8 @@ class SpeechCommandsDataset(Dataset):
         task: "all" or "12" (see `task_labels`); ignored when `labels` is given.
         augment: waveform augmentation for every item, or None.
         seed: non-negative seed of every random choice.
-        phrases: include the split's phrases (label -1) and sentences (`_unknown_` unless their
-            transcript holds a label word; then -1). Clips without a transcript are left out.
+        phrases: include the split's phrases (label -1), and its sentences and utterances (`_unknown_`
+            unless their transcript holds a label word; then -1). Clips without a transcript are left out.
         labels: an explicit label set, e.g. a checkpoint's; words outside it become `_unknown_` (when it
             has `_unknown_`, otherwise they are left out).
         silence_percentage: `_silence_` items per 100 word clips.
@@ -380,7 +385,7 @@ class SpeechCommandsDataset(Dataset):
         self._extras: list[tuple[Clip, int]] = []
         if phrases:
             self._extras += [(c, NO_LABEL) for c in self.corpus.phrases[self.split] if c.has_text]
-            for clip in self.corpus.sentences[self.split]:
+            for clip in self.corpus.sentences[self.split] + self.corpus.utterances.get(self.split, ()):
                 label = NO_LABEL if set(clip.text.split()) & set(self.labels) else unknown_id
                 if clip.has_text or label != NO_LABEL:
                     self._extras.append((clip, label))
@@ -433,7 +438,7 @@ class SpeechCommandsDataset(Dataset):
             text, has_text, path = "", True, f"<{SILENCE} {i - len(self._known) - self._n_unknown}>"
         else:
             audio = load_audio(clip.path)
-            if clip.label not in (PHRASE, SENTENCE) and audio.size < CLIP_SAMPLES:
+            if clip.label not in (PHRASE, SENTENCE, UTTERANCE) and audio.size < CLIP_SAMPLES:
                 audio = np.pad(audio, (0, CLIP_SAMPLES - audio.size))
             text, has_text, path = clip.text, clip.has_text, clip.path
         if self.augment is not None:

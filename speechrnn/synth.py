@@ -22,7 +22,7 @@ import os
 import re
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ from .audio import SAMPLE_RATE
 from .errors import SpeechRNNError
 from .system import usable_cores
 from .texts import sentences, unknown_words
+from .utterances import UTTERANCE_LABEL, UTTERANCES_DIR, Aligner, kind_of, rate_of, utterance_texts
 from .voices import Synthesizer, Voice, available_engines, draw_speakers, held_out_bases
 from .words import BACKGROUND_DIR, KWS12_WORDS, UNKNOWN, WORDS_V2
 
@@ -63,12 +64,13 @@ class Preset:
     sentences: int  # non-command sentences
     speakers: int  # size of the speaker pool (all splits)
     noise_seconds: float  # length of each background noise file
+    utterances: int = 0  # connected utterances said in one breath (`utterances.py`)
 
 
 PRESETS = {
-    "tiny": Preset(KWS12_WORDS, 8, 20, 10, 4, 30, 5.0),
-    "small": Preset(WORDS_V2, 60, 400, 300, 40, 160, 30.0),
-    "default": Preset(WORDS_V2, 550, 5000, 3000, 300, 900, 60.0),
+    "tiny": Preset(KWS12_WORDS, 8, 20, 10, 4, 30, 5.0, 12),
+    "small": Preset(WORDS_V2, 60, 400, 300, 40, 160, 30.0, 400),
+    "default": Preset(WORDS_V2, 550, 5000, 3000, 300, 900, 60.0, 6000),
 }
 
 
@@ -152,6 +154,9 @@ def make_plan(
                 seq.append(w)
         clips.append(add(PHRASES_DIR, PHRASE_LABEL, " ".join(seq)))
     clips += [add(SENTENCES_DIR, SENTENCE_LABEL, s) for s in sentences(words, preset.sentences, rng)]
+    # Their own generator, after everything else: the clips above stay as they were without utterances.
+    rng = np.random.default_rng(_clip_seed(seed, "utterances"))
+    clips += [add(UTTERANCES_DIR, UTTERANCE_LABEL, t) for t in utterance_texts(words, preset.utterances, rng)]
     settings = {
         "format_version": FORMAT_VERSION,
         "seed": seed,
@@ -165,6 +170,8 @@ def make_plan(
         "noise_seconds": preset.noise_seconds,
         "engines": list(engines),
     }
+    if preset.utterances:  # absent otherwise, so that builds from before utterances keep their settings
+        settings["utterances"] = preset.utterances
     noises = (*noise_gen.PLAIN_NOISES, "babble")
     return Plan(settings, speakers, tuple(clips), noises)
 
@@ -331,6 +338,11 @@ def render(clip: Clip, voice: Voice, audio: list[tuple[np.ndarray, int]], rng: n
         return out, words
     ((a, r),) = audio
     x = _level(_trimmed(a, r, speed, clip.text), peak_db)
+    if clip.label == UTTERANCE_LABEL:  # said as one: its word times come from `utterances.Aligner`
+        lead, trail = (int(rng.uniform(0.15, 0.5) * SAMPLE_RATE) for _ in range(2))
+        out = np.zeros(lead + len(x) + trail)
+        out[lead : lead + len(x)] = x
+        return _as_pcm16(out + _noise_floor(len(out), rng, peak_db)), []
     if clip.label == SENTENCE_LABEL:
         lead, trail = (int(rng.uniform(0.1, 0.4) * SAMPLE_RATE) for _ in range(2))
         x = _level(_fit(x, 5 * SAMPLE_RATE - lead - trail), peak_db)
@@ -373,15 +385,24 @@ class _Task:
     noise: str = ""  # background noise name, for noise tasks
     noise_seconds: float = 0.0  # its length
     babble_voices: tuple[Voice, ...] = ()  # voices whose sentences make the babble
+    words: tuple[str, ...] = ()  # the command words (to name an utterance's kind)
 
 
 _SYNTH: Synthesizer | None = None
+_ALIGNER: Aligner | None = None
 
 
 def _init_worker() -> None:
     global _SYNTH
     torch.set_num_threads(1)
     _SYNTH = Synthesizer()
+
+
+def _aligner() -> Aligner:
+    global _ALIGNER
+    if _ALIGNER is None:
+        _ALIGNER = Aligner()
+    return _ALIGNER
 
 
 def _synth() -> Synthesizer:
@@ -414,13 +435,21 @@ def _run_task(task: _Task) -> tuple[int, bool]:
         return _run_noise(task), True
     out = Path(task.out)
     rngs = [np.random.default_rng(_clip_seed(task.seed, c.path)) for c in task.clips]
-    texts, seeds, spans = [], [], []
+    texts, seeds, spans, rates = [], [], [], []
     for clip, rng in zip(task.clips, rngs, strict=True):
         parts = clip.text.split() if clip.label == PHRASE_LABEL else [clip.text]
         spans.append((len(texts), len(texts) + len(parts)))
         texts += parts
         seeds += [int(s) for s in rng.integers(0, 2**62, size=len(parts))]
-    audio = _synth().synthesize(task.voice, texts, seeds)
+        rates += [rate_of(clip.path) if clip.label == UTTERANCE_LABEL else 1.0] * len(parts)
+    audio: list = [None] * len(texts)
+    for rate in sorted(set(rates)):  # one engine call per speaking rate (festival starts once per call)
+        at = [i for i, r in enumerate(rates) if r == rate]
+        voice = task.voice if rate == 1.0 else replace(task.voice, rate=task.voice.rate * rate)
+        for i, said in zip(
+            at, _synth().synthesize(voice, [texts[i] for i in at], [seeds[i] for i in at]), strict=True
+        ):
+            audio[i] = said
     part = out / META_DIR / "parts" / task.part
     with open(part, "a", encoding="utf-8") as meta:
         for clip, rng, (lo, hi) in zip(task.clips, rngs, spans, strict=True):
@@ -430,6 +459,10 @@ def _run_task(task: _Task) -> tuple[int, bool]:
                 record[UNSAYABLE] = True  # remembered, so that a resumed build does not try it again
             else:
                 samples, record["words"] = render(clip, task.voice, audio[lo:hi], rng)
+                if (
+                    clip.label == UTTERANCE_LABEL
+                ):  # the times of the file as written (it reads back as `samples`)
+                    record = _align({**record, "kind": kind_of(clip.text, task.words)}, samples, _aligner())
                 _write_wav(out / clip.path, samples)
             meta.write(json.dumps(record) + "\n")
             meta.flush()
@@ -562,12 +595,15 @@ def build_corpus(
                     plan.speakers[sid],
                     chunk,
                     f"{sid}-{chunk[0].path.replace('/', '-')}.jsonl",
+                    words=words_t,
                 )
             )
     # Big tasks first for load balance; festival ones early since each pays a start-up.
     tasks.sort(key=lambda t: (not t.noise, t.voice.engine != "festival", -len(t.clips)))
 
     _execute(tasks, jobs, progress, total=len(todo))
+    if any(c.label == UTTERANCE_LABEL for c in plan.clips):
+        _realign(root, plan, _load_records(root), progress)
     records = _load_records(root)
     missing = [c.path for c in plan.clips if not _done(root, c, records)]
     if missing:
@@ -577,6 +613,37 @@ def build_corpus(
     for f in (meta_dir / "parts").glob("*.jsonl"):
         f.unlink()
     return summary
+
+
+def _align(record: dict, audio: np.ndarray, aligner: Aligner) -> dict:
+    """The utterance's record with the word times `aligner` finds in its audio (or why it found none)."""
+    record = {k: v for k, v in record.items() if k not in ("words", "align_error")}
+    try:
+        record["words"] = aligner(audio, record["text"])
+    except SpeechRNNError as err:
+        record["words"], record["align_error"] = [], str(err)
+    record["aligned_by"] = aligner.name
+    return record
+
+
+def _realign(root: Path, plan: Plan, records: dict[str, dict], progress: bool) -> None:
+    """Align again the utterances whose times another model or method made (the shipped model changed)."""
+    aligner = _aligner()
+    stale = [
+        records[c.path]
+        for c in plan.clips
+        if c.label == UTTERANCE_LABEL and not _unsayable(records[c.path])
+        and records[c.path].get("aligned_by") != aligner.name
+    ]  # fmt: skip
+    if not stale:
+        return
+    from tqdm import tqdm
+
+    with open(root / META_DIR / "parts" / "realigned.jsonl", "a", encoding="utf-8") as meta:
+        for record in tqdm(stale, unit="clip", desc="align", disable=not progress):
+            audio, _ = sf.read(str(root / record["path"]), dtype="float32")
+            meta.write(json.dumps(_align(record, audio, aligner)) + "\n")
+            meta.flush()
 
 
 def _execute(tasks: list[_Task], jobs: int, progress: bool, total: int) -> None:

@@ -109,7 +109,7 @@ def test_stream_items_are_unlabelled_and_their_words_are_where_the_sound_is(corp
 
 def test_fragments_are_unknown_and_leave_the_transcript_out(corpus):
     labels = task_labels(corpus, "12")
-    cfg = StreamConfig(per_epoch=30, fragment_prob=1.0, kinds=(1.0, 0.0, 0.0, 0.0))
+    cfg = StreamConfig(per_epoch=30, fragment_prob=1.0, kinds=(1.0, 0.0, 0.0, 0.0, 0.0))
     for ex in (TrainingStreams(corpus, labels, cfg, seed=0)[i] for i in range(30)):
         assert all(labels[sp.label] == "_unknown_" for sp in ex.spans)
         assert not ex.has_text and ex.text == ""

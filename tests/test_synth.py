@@ -649,8 +649,11 @@ def test_a_voice_added_to_training_leaves_held_out_clips_alone(monkeypatch, engi
 
 
 # The default build's test split (paths, texts and speakers of its 2,721 clips) as every test figure since
-# session 16 was measured on it. A change that re-draws it must say so in DEVELOPERS.md and update this.
+# 2026-11-20 was measured on it, and its connected utterances (added 2026-12-07, drawn after everything else
+# so that the clips before them stayed as they were). A change that re-draws either must say so in the
+# docs and update this.
 DEFAULT_TEST_SPLIT_SHA256 = "d952f007f7a135aaaff4c6906fc4e4e13a42329d4c6b651f1b11435a6b0b2a6a"
+DEFAULT_TEST_UTTERANCES_SHA256 = "2f330b4dca8c5883cb3ed3dfc9affddc29d8701b41215953be62f786fe2f80f9"
 
 
 def test_the_default_test_split_is_pinned():
@@ -659,13 +662,16 @@ def test_the_default_test_split_is_pinned():
         words=preset.words, preset=preset, per_word=preset.per_word, seed=0, engines=list(voices.ENGINES),
         preset_name="default",
     )  # fmt: skip
-    held = sorted(
-        f"{c.path} {c.text} {plan.speakers[c.speaker].describe()}"
-        for c in plan.clips
-        if plan.speakers[c.speaker].split == "testing"
-    )
+    held, utterances = [], []
+    for c in plan.clips:
+        if plan.speakers[c.speaker].split == "testing":
+            line = f"{c.path} {c.text} {plan.speakers[c.speaker].describe()}"
+            (utterances if c.label == synth.UTTERANCE_LABEL else held).append(line)
     assert len(held) == 2721
-    assert hashlib.sha256("\n".join(held).encode()).hexdigest() == DEFAULT_TEST_SPLIT_SHA256
+    assert hashlib.sha256("\n".join(sorted(held)).encode()).hexdigest() == DEFAULT_TEST_SPLIT_SHA256
+    assert (
+        hashlib.sha256("\n".join(sorted(utterances)).encode()).hexdigest() == DEFAULT_TEST_UTTERANCES_SHA256
+    )
 
 
 def test_a_voice_moved_to_validation_leaves_test_clips_alone(monkeypatch):
