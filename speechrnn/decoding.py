@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .errors import SpeechRNNError
-from .text import BLANK_ID, CHARS, SPACE_ID, VOCAB, spellable
+from .vocab import BLANK_ID, CHARS, SPACE_ID, VOCAB, spellable
 
 UNK_WORD = "<unk>"  # a stretch of speech that is no word of the lexicon (or too unsure to name)
 _FLASHLIGHT_TOKENS = ("-", *CHARS[:-1], "|")  # VOCAB order; flashlight's spelling of blank and silence

@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from .audio import SAMPLE_RATE, load_audio
 from .augment import AugmentConfig, augment, coloured_noise, noise_crop, noise_recordings
 from .errors import SpeechRNNError
-from .text import encode, normalize_text
+from .vocab import encode, normalize_text
 from .words import BACKGROUND_DIR, KWS12_WORDS, SILENCE, UNKNOWN
 
 SPLITS = ("train", "validation", "test")
@@ -299,7 +299,7 @@ class Example:
     text: str  # CTC transcript; '' for silence
     has_text: bool  # False when the transcript is unknown (no CTC loss)
     path: str  # the clip's file, or '<_silence_ k>' for generated silence
-    spans: tuple = ()  # training streams only: `streams.LabelSpan`s giving the label head's step targets
+    spans: tuple = ()  # training streams only: `train_streams.LabelSpan`s, the label head's step targets
 
 
 class SpeechCommandsDataset(Dataset):
@@ -450,12 +450,12 @@ class Batch:
     audio: torch.Tensor  # (batch, max_samples) float32, zero-padded
     audio_lengths: torch.Tensor  # (batch,) int64 valid samples
     labels: torch.Tensor  # (batch,) int64 class ids; -1 = no classification target
-    targets: torch.Tensor  # (batch, max_target_len) int64 character ids (`text.encode`), 0-padded
+    targets: torch.Tensor  # (batch, max_target_len) int64 character ids (`vocab.encode`), 0-padded
     target_lengths: torch.Tensor  # (batch,) int64; 0 where there is no text
     has_text: torch.Tensor  # (batch,) bool: whether the CTC loss applies
     paths: tuple[str, ...] = ()  # source of each item
     texts: tuple[str, ...] = ()  # transcript of each item ('' where unknown)
-    spans: tuple[tuple, ...] = ()  # per item: its `streams.LabelSpan`s (empty but for training streams)
+    spans: tuple[tuple, ...] = ()  # per item: its `train_streams.LabelSpan`s (empty but for streams)
 
     @property
     def stream_rows(self) -> list[int]:

@@ -27,7 +27,7 @@ import torch
 from .errors import SpeechRNNError
 from .features import FeatureConfig, StreamingMFCC
 from .model import Recognizer, windowed_labels
-from .text import BLANK_ID
+from .vocab import BLANK_ID
 
 MS_TOLERANCE = 1e-6  # chunk and look-ahead lengths must be whole steps to within this many milliseconds
 

@@ -35,8 +35,8 @@ from .evaluate import evaluate_model
 from .features import FeatureConfig
 from .model import ModelConfig, Recognizer
 from .speechcommands import PHRASE, SENTENCE, SpeechCommandsDataset, collate
-from .streams import IGNORE, StreamConfig, TrainingStreams, windowed_targets
 from .system import usable_cores
+from .train_streams import IGNORE, StreamConfig, TrainingStreams, windowed_targets
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from speechrnn.speechcommands import (
     task_labels,
 )
 from speechrnn.speechcommands import SpeechCommandsDataset as Dataset
-from speechrnn.text import decode
+from speechrnn.vocab import decode
 from speechrnn.words import KWS12_WORDS, SILENCE, UNKNOWN
 
 TRAIN_SPEAKERS, CLIPS_PER_WORD = (
