@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from speechrnn.checkpoint import default_model_path, model_from_checkpoint, read_checkpoint, save_checkpoint
+from speechrnn.corpus import META_DIR
 from speechrnn.evaluate import evaluate_model
 from speechrnn.speechcommands import SpeechCommandsDataset
 from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, latency_steps
-from speechrnn.synth import META_DIR
 from speechrnn.system import usable_cores
 
 ENGINE_NAMES = {

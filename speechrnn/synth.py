@@ -7,9 +7,8 @@ clip's path, so the same seed gives byte-identical WAVs whatever the worker orde
 its metadata to a part file under `_meta_/parts/`; a killed build therefore resumes where it stopped, and
 the lists and `clips.jsonl` are written at the end from the full plan.
 
-Layout (a contract): `<out>/<word>/<speaker>_nohash_<n>.wav` (1 s, 16 kHz mono PCM_16), `_unknown_/`,
-`_phrases_/`, `_sentences_/`, `_background_noise_/`, `validation_list.txt`, `testing_list.txt`,
-`_meta_/clips.jsonl`, `_meta_/voices.json`, `_meta_/build.json`.
+The layout is the contract of `corpus` (word clips 1 s, 16 kHz mono PCM_16); the build adds
+`_meta_/voices.json` and `_meta_/build.json`.
 """
 
 from __future__ import annotations
@@ -32,21 +31,29 @@ import torchaudio
 
 from . import noise as noise_gen
 from .audio import SAMPLE_RATE
+from .corpus import (
+    BACKGROUND_DIR,
+    CLIP_SAMPLES,
+    META_DIR,
+    META_FILE,
+    PHRASE,
+    PHRASES_DIR,
+    SENTENCE,
+    SENTENCES_DIR,
+    TESTING_LIST,
+    UNKNOWN_DIR,
+    VALIDATION_LIST,
+    Clip,
+)
 from .errors import SpeechRNNError
 from .system import usable_cores
 from .texts import sentences, unknown_words
 from .voices import Synthesizer, Voice, available_engines, draw_speakers, held_out_bases
-from .words import BACKGROUND_DIR, KWS12_WORDS, UNKNOWN, WORDS_V2
+from .words import KWS12_WORDS, UNKNOWN, WORDS_V2
 
 FORMAT_VERSION = 1
-PHRASES_DIR = "_phrases_"
-SENTENCES_DIR = "_sentences_"
-META_DIR = "_meta_"
-PHRASE_LABEL = "_phrase_"
 UNSAYABLE = "unsayable"  # record key of a clip its voice cannot say whole (see `Synthesizer.synthesize`)
 UNSAYABLE_FILE = "unsayable.jsonl"  # in META_DIR: those clips, left out of the corpus
-SENTENCE_LABEL = "_sentence_"
-CLIP_SAMPLES = SAMPLE_RATE  # 1.000 s word clips
 MAX_WORD_S = 0.94  # longer words are time-compressed to fit the clip with a little room
 TASK_CLIPS = 48  # clips per work unit (one speaker each)
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "testing": 0.1}  # of speakers, hence of clips
@@ -70,16 +77,6 @@ PRESETS = {
     "small": Preset(WORDS_V2, 60, 400, 300, 40, 160, 30.0),
     "default": Preset(WORDS_V2, 550, 5000, 3000, 300, 900, 60.0),
 }
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One planned clip."""
-
-    path: str  # relative path inside the corpus, e.g. `go/1a2b3c4d_nohash_0.wav`
-    label: str  # command word, `_unknown_`, `_phrase_` or `_sentence_`
-    text: str  # transcript, lower case
-    speaker: str  # speaker id
 
 
 @dataclass(frozen=True)
@@ -142,7 +139,7 @@ def make_plan(
 
     clips = [add(w, w, w) for w in words for _ in range(per_word)]
     vocab = unknown_words(words)
-    clips += [add(UNKNOWN, UNKNOWN, vocab[int(rng.integers(len(vocab)))]) for _ in range(preset.unknown)]
+    clips += [add(UNKNOWN_DIR, UNKNOWN, vocab[int(rng.integers(len(vocab)))]) for _ in range(preset.unknown)]
     for _ in range(preset.phrases):
         k = int(rng.integers(2, 5))
         seq: list[str] = []
@@ -150,8 +147,8 @@ def make_plan(
             w = words[int(rng.integers(len(words)))]
             if not seq or w != seq[-1] or len(words) == 1:
                 seq.append(w)
-        clips.append(add(PHRASES_DIR, PHRASE_LABEL, " ".join(seq)))
-    clips += [add(SENTENCES_DIR, SENTENCE_LABEL, s) for s in sentences(words, preset.sentences, rng)]
+        clips.append(add(PHRASES_DIR, PHRASE, " ".join(seq)))
+    clips += [add(SENTENCES_DIR, SENTENCE, s) for s in sentences(words, preset.sentences, rng)]
     settings = {
         "format_version": FORMAT_VERSION,
         "seed": seed,
@@ -303,7 +300,7 @@ def render(clip: Clip, voice: Voice, audio: list[tuple[np.ndarray, int]], rng: n
     """
     speed = voice.warp * rng.uniform(0.96, 1.04)
     peak_db = rng.uniform(-30.0, -6.0)
-    if clip.label == PHRASE_LABEL:
+    if clip.label == PHRASE:
         parts = [
             _level(_trimmed(a, r, speed * rng.uniform(0.97, 1.03), w), peak_db + rng.uniform(-3.0, 1.0))
             for (a, r), w in zip(audio, clip.text.split(), strict=True)
@@ -331,7 +328,7 @@ def render(clip: Clip, voice: Voice, audio: list[tuple[np.ndarray, int]], rng: n
         return out, words
     ((a, r),) = audio
     x = _level(_trimmed(a, r, speed, clip.text), peak_db)
-    if clip.label == SENTENCE_LABEL:
+    if clip.label == SENTENCE:
         lead, trail = (int(rng.uniform(0.1, 0.4) * SAMPLE_RATE) for _ in range(2))
         x = _level(_fit(x, 5 * SAMPLE_RATE - lead - trail), peak_db)
         extra = max(0, 2 * SAMPLE_RATE - len(x) - lead - trail)
@@ -413,10 +410,10 @@ def _run_task(task: _Task) -> tuple[int, bool]:
     if task.noise:
         return _run_noise(task), True
     out = Path(task.out)
-    rngs = [np.random.default_rng(_clip_seed(task.seed, c.path)) for c in task.clips]
+    rngs = [np.random.default_rng(_clip_seed(task.seed, c.rel)) for c in task.clips]
     texts, seeds, spans = [], [], []
     for clip, rng in zip(task.clips, rngs, strict=True):
-        parts = clip.text.split() if clip.label == PHRASE_LABEL else [clip.text]
+        parts = clip.text.split() if clip.label == PHRASE else [clip.text]
         spans.append((len(texts), len(texts) + len(parts)))
         texts += parts
         seeds += [int(s) for s in rng.integers(0, 2**62, size=len(parts))]
@@ -424,13 +421,13 @@ def _run_task(task: _Task) -> tuple[int, bool]:
     part = out / META_DIR / "parts" / task.part
     with open(part, "a", encoding="utf-8") as meta:
         for clip, rng, (lo, hi) in zip(task.clips, rngs, spans, strict=True):
-            record = {"path": clip.path, "label": clip.label, "text": clip.text, "speaker": clip.speaker,
+            record = {"path": clip.rel, "label": clip.label, "text": clip.text, "speaker": clip.speaker,
                       "voice": task.voice.describe()}  # fmt: skip
             if any(a is None for a in audio[lo:hi]):
                 record[UNSAYABLE] = True  # remembered, so that a resumed build does not try it again
             else:
                 samples, record["words"] = render(clip, task.voice, audio[lo:hi], rng)
-                _write_wav(out / clip.path, samples)
+                _write_wav(out / clip.rel, samples)
             meta.write(json.dumps(record) + "\n")
             meta.flush()
     return len(task.clips), False
@@ -441,7 +438,7 @@ def _load_records(out: Path) -> dict[str, dict]:
     and any part files)."""
     records: dict[str, dict] = {}
     meta = out / META_DIR
-    files = [meta / "clips.jsonl", meta / UNSAYABLE_FILE, *sorted((meta / "parts").glob("*.jsonl"))]
+    files = [out / META_FILE, meta / UNSAYABLE_FILE, *sorted((meta / "parts").glob("*.jsonl"))]
     for f in files:
         if not f.exists():
             continue
@@ -461,8 +458,8 @@ def _unsayable(record: dict) -> bool:
 
 def _done(root: Path, clip: Clip, records: dict[str, dict]) -> bool:
     """The clip was made (its record and WAV exist) or found unsayable by its voice."""
-    record = records.get(clip.path)
-    return record is not None and (_unsayable(record) or (root / clip.path).exists())
+    record = records.get(clip.rel)
+    return record is not None and (_unsayable(record) or (root / clip.rel).exists())
 
 
 def _check_words(words: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -521,7 +518,8 @@ def build_corpus(
     (meta_dir / "parts").mkdir(parents=True, exist_ok=True)
     plan_file = meta_dir / "plan.json"
     # The digest catches a plan changed by new code under the same settings (other texts, other voices).
-    digest = hashlib.blake2b(json.dumps([list(c.__dict__.values()) for c in plan.clips]).encode()).hexdigest()
+    planned = [[c.rel, c.label, c.text, c.speaker] for c in plan.clips]
+    digest = hashlib.blake2b(json.dumps(planned).encode()).hexdigest()
     if plan_file.exists():
         previous = json.loads(plan_file.read_text())
         old_digest = previous.pop("plan_digest", digest)
@@ -532,7 +530,7 @@ def build_corpus(
             )
     else:
         _write_text(plan_file, json.dumps({**plan.settings, "plan_digest": digest}, indent=1))
-    for folder in {c.path.split("/")[0] for c in plan.clips} | {BACKGROUND_DIR}:
+    for folder in {c.rel.split("/")[0] for c in plan.clips} | {BACKGROUND_DIR}:
         (root / folder).mkdir(exist_ok=True)
         for stale in (root / folder).glob(".*.part"):
             stale.unlink()
@@ -561,7 +559,7 @@ def build_corpus(
                     seed,
                     plan.speakers[sid],
                     chunk,
-                    f"{sid}-{chunk[0].path.replace('/', '-')}.jsonl",
+                    f"{sid}-{chunk[0].rel.replace('/', '-')}.jsonl",
                 )
             )
     # Big tasks first for load balance; festival ones early since each pays a start-up.
@@ -569,10 +567,10 @@ def build_corpus(
 
     _execute(tasks, jobs, progress, total=len(todo))
     records = _load_records(root)
-    missing = [c.path for c in plan.clips if not _done(root, c, records)]
+    missing = [c.rel for c in plan.clips if not _done(root, c, records)]
     if missing:
         raise SpeechRNNError(f"{len(missing)} clip(s) were not made, e.g. {missing[:3]}")
-    made = sum(not _unsayable(records[c.path]) for c in todo)
+    made = sum(not _unsayable(records[c.rel]) for c in todo)
     summary = _write_index(root, plan, records, made, time.monotonic() - start)
     for f in (meta_dir / "parts").glob("*.jsonl"):
         f.unlink()
@@ -619,12 +617,12 @@ def _write_index(
     meta = root / META_DIR
     kept, unsayable = [], []
     for c in plan.clips:
-        (unsayable if _unsayable(records[c.path]) else kept).append(c)
-    _write_text(meta / "clips.jsonl", "".join(json.dumps(records[c.path]) + "\n" for c in kept))
-    _write_text(meta / UNSAYABLE_FILE, "".join(json.dumps(records[c.path]) + "\n" for c in unsayable))
+        (unsayable if _unsayable(records[c.rel]) else kept).append(c)
+    _write_text(root / META_FILE, "".join(json.dumps(records[c.rel]) + "\n" for c in kept))
+    _write_text(meta / UNSAYABLE_FILE, "".join(json.dumps(records[c.rel]) + "\n" for c in unsayable))
     split_of = {sid: v.split for sid, v in plan.speakers.items()}
-    for split, name in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
-        listed = [c.path for c in kept if split_of[c.speaker] == split]
+    for split, name in (("validation", VALIDATION_LIST), ("testing", TESTING_LIST)):
+        listed = [c.rel for c in kept if split_of[c.speaker] == split]
         _write_text(root / name, "\n".join(listed) + ("\n" if listed else ""))
     used = {c.speaker for c in kept}
     voices = {sid: {"voice": v.describe(), "base": v.base, "engine": v.engine, "split": v.split}

@@ -30,11 +30,12 @@ from tqdm import tqdm
 
 from .augment import AugmentConfig, random_vocal_tract_warp, spec_augment
 from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from .corpus import PHRASE, SENTENCE
 from .errors import SpeechRNNError
 from .evaluate import evaluate_model
 from .features import FeatureConfig
 from .model import ModelConfig, Recognizer
-from .speechcommands import PHRASE, SENTENCE, SpeechCommandsDataset, collate
+from .speechcommands import SpeechCommandsDataset, collate
 from .system import usable_cores
 from .train_streams import IGNORE, StreamConfig, TrainingStreams, windowed_targets
 

@@ -17,17 +17,16 @@ from torch.utils.data import DataLoader
 
 from speechrnn.audio import SAMPLE_RATE, save_audio
 from speechrnn.augment import AugmentConfig
+from speechrnn.corpus import PHRASE
 from speechrnn.errors import SpeechRNNError
 from speechrnn.speechcommands import (
     NO_LABEL,
-    PHRASE,
     SPLITS,
     Batch,
     Example,
     class_counts,
     collate,
     download,
-    sample_weights,
     scan_corpus,
     silence_clip,
     split_name,
@@ -216,14 +215,6 @@ def test_unknown_draw_changes_per_training_epoch_only(corpus):
     fixed = unknown_paths(val)
     val.set_epoch(3)
     assert unknown_paths(val) == fixed and len(fixed) == 4
-
-
-def test_sample_weights_balance_the_classes(corpus):
-    ds = Dataset(corpus, "train", "12")
-    weights = sample_weights(ds)
-    labels = ds.item_labels()
-    totals = [float(weights[torch.from_numpy(labels == c)].sum()) for c in np.unique(labels)]
-    assert weights.shape == (len(ds),) and np.allclose(totals, 1.0)
 
 
 # ------------------------------------------------------------------------------------------------- items
