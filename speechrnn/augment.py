@@ -470,11 +470,6 @@ def equalise(
     return _f32(out)
 
 
-def lowpass(audio: np.ndarray, cutoff_hz: float) -> np.ndarray:
-    """Steep zero-phase low-pass at `cutoff_hz`."""
-    return equalise(audio, lowpass_hz=cutoff_hz)
-
-
 def random_channel(audio: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
     """A random microphone/transmission channel: low-pass, high-pass, peaking EQ, sometimes telephone band."""
     low = float(rng.uniform(*config.lowpass_hz)) if rng.random() < config.lowpass_prob else None

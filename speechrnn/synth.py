@@ -46,9 +46,10 @@ from .corpus import (
     Clip,
 )
 from .errors import SpeechRNNError
+from .synthesizers import Synthesizer, available_engines
 from .system import usable_cores
 from .texts import sentences, unknown_words
-from .voices import Synthesizer, Voice, available_engines, draw_speakers, held_out_bases
+from .voices import Voice, draw_speakers, held_out_bases
 from .words import KWS12_WORDS, UNKNOWN, WORDS_V2
 
 FORMAT_VERSION = 1
