@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechrnn import synth, synthesizers, voices
+from speechrnn import render, synth, synthesizers, voices
 from speechrnn.errors import SpeechRNNError
 from speechrnn.words import KWS12_WORDS, WORDS_V2
 
@@ -154,7 +154,7 @@ def test_word_times_match_energy(tiny):
         if not r["words"]:
             continue
         audio, rate = sf.read(str(root / r["path"]))
-        start, end = synth.speech_span(audio)
+        start, end = render.speech_span(audio)
         assert abs(start / rate - r["words"][0]["start"]) <= 0.03, r
         assert abs(end / rate - r["words"][-1]["end"]) <= 0.03, r
         before = audio[: max(0, int((r["words"][0]["start"] - 0.02) * rate))]
