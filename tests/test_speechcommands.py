@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import math
 import shutil
 import tarfile
@@ -405,10 +404,3 @@ def test_download_failures_are_speechrnn_errors(tmp_path, monkeypatch):
         download(tmp_path)
     with pytest.raises(SpeechRNNError, match="unknown Speech Commands version 'v3'"):
         download(tmp_path, "v3")
-
-
-def test_clips_jsonl_is_written_for_every_clip_with_a_record(fake_corpus):
-    lines = (Path(fake_corpus) / "_meta_" / "clips.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    assert {"path", "label", "text", "speaker", "voice", "words"} <= set(records[0])
-    assert {r["label"] for r in records} >= {"_unknown_", "_phrase_", "_sentence_", "yes"}
