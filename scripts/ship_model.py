@@ -6,7 +6,10 @@ evaluates it on the held-out-voice test split at full context and in streaming m
 `speechrnn/assets/model.pt` and `speechrnn/assets/MODEL_CARD.md`.
 
     python scripts/ship_model.py --ckpt runs/default/model.pt --data data/synth-default \
-        --command "scripts/train_default.sh" [--note "trained on ..."]
+        --command "scripts/train_default.sh" [--note "trained on ..."] [--lineage steps.md]
+
+A fine-tune's card says how the model was made from the first step on: copy the shipped card's "How it was
+made" section to a file, add the new step's commands, and pass it as `--lineage`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the corpus it was trained on (its test split is scored)")
     ap.add_argument("--command", default="scripts/train_default.sh", help="how it was trained, for the card")
     ap.add_argument("--note", default="", help="free text for the card (hardware, caveats)")
+    ap.add_argument(
+        "--lineage", help="Markdown file: the model's steps as commands, the card's 'How it was made'"
+    )
     ap.add_argument("--chunk-ms", type=float, default=LIVE_CHUNK_MS)
     ap.add_argument("--lookahead-ms", type=float, default=LIVE_LOOKAHEAD_MS)
     ap.add_argument("--out", default=str(default_model_path()))
@@ -82,6 +88,9 @@ def main() -> None:
         if bound
         else ""
     )
+    lineage = Path(args.lineage).read_text().strip() + "\n\n" if args.lineage else ""
+    if lineage and not lineage.startswith("## How it was made"):
+        lineage = "## How it was made\n" + lineage
     cfg = model.config
     card = Path(args.out).with_name("MODEL_CARD.md")
     card.write_text(
@@ -97,7 +106,7 @@ def main() -> None:
 | training command | `{args.command}` |
 | training time | {info["training_seconds"] or 0:.0f} s, {info["epochs"]} epochs ({args.note}) |
 
-## Held-out-voice test split (voices never heard in training)
+{lineage}## Held-out-voice test split (voices never heard in training)
 | mode | accuracy | phrase WER (greedy CTC) |
 |---|---|---|
 | full context | {full["accuracy"]:.2%} on {full["n"]} clips | {full.get("wer", float("nan")):.2%} on {full.get("n_phrases", 0)} phrases |
