@@ -61,16 +61,11 @@ class AugmentConfig:
     rt60_range: tuple[float, float] = (0.1, 0.8)  # reverberation time (60 dB decay), seconds
     wet_range: tuple[float, float] = (0.2, 1.0)  # level of the reverberant tail relative to the direct sound
     noise_prob: float = 0.8  # chance of mixing in background noise
-    snr_db_range: tuple[float, float] = (
-        0.0,
-        30.0,
-    )  # signal-to-noise ratio of the mix, dB (whole-clip powers)
+    snr_db_range: tuple[float, float] = (0.0, 30.0)  # SNR of the mix, dB (whole-clip powers)
     coloured_noise_prob: float = 0.3  # chance the noise is generated 1/f^a noise instead of a corpus file
-    babble_recordings: int = 6  # babbles of the split's own sentences (3 to 8 talkers) beside the corpus's
-    # noise files: its one babble file is six talkers, and babble of other people was the noise that lost
-    # most words in the live test. Three of 60 s until session 10 (babble was still a third of the test
-    # stream's misses); six of 120 s trained the shipped model's last step, with no measurable change in
-    # the held-out babble words (DEVELOPERS.md)
+    # Babbles of the split's own sentences (3 to 8 talkers) beside the corpus's noise files, whose one babble
+    # is six talkers: babble of unheard people loses the most words live (docs/training-streams.md).
+    babble_recordings: int = 6
     lowpass_prob: float = 0.3  # chance of a band limit at the top (cheap microphones, codecs)
     lowpass_hz: tuple[float, float] = (3000.0, 8000.0)  # its cut-off frequency
     highpass_prob: float = 0.3  # chance of a low-frequency roll-off
