@@ -28,8 +28,7 @@ ENGINE_SHARES = {  # of clips, per split (relative: a split draws among the engi
 # MBROLA diphone databases, spoken through espeak-ng (its `mb-*` voices): four English speakers and sixteen
 # more whose own language gives them an accent (espeak-ng's `-en` voices map English phonemes onto their
 # diphones, so a German says "three" with no th, as a German would). Diphone speech is what the held-out
-# Kal is; before these, training heard one male diphone speaker (Ked). Database -> (espeak-ng voice, share
-# within mbrola).
+# Kal is (docs/voices.md). Database -> (espeak-ng voice, share within mbrola).
 MBROLA_NATIVE = {"us1": 0.2, "us2": 0.2, "us3": 0.2, "en1": 0.15}
 MBROLA_ACCENTED = ("af1", "de1", "de2", "de3", "de4", "de5", "de6", "fr1", "fr4", "gr2", "hu1", "nl2", "pl1",
                    "ro1", "sw1", "sw2")  # fmt: skip
@@ -92,10 +91,8 @@ FESTIVAL_MAPPED = {
     "czech_krb": ("czech", 0.04, 1.15, "e"), "suo_fi_lj_diphone": ("finnish", 0.04, 1.0, "i"),
     "hy_fi_mv_diphone": ("finnish", 0.04, MBROLA_MAN_PITCH, "i"),
 }  # fmt: skip
-# Ked is the second male diphone voice: without him training heard no male diphone speaker but flite's awb,
-# and the held-out Kal lost a third of his command words. Rab and Don are British men (Don's diphone set is
-# a small one): the held-out British MBROLA man, en1, was the most-missed test voice while training heard
-# no British man but espeak's.
+# Ked is a male diphone voice, as the held-out Kal is; Rab and Don (a small diphone set) are British men, as
+# the held-out MBROLA en1 is: without them training heard no such people (docs/voices.md).
 FESTIVAL_VOICES = {
     "cmu_us_slt_arctic_hts": 0.3, "ked_diphone": 0.25, "rab_diphone": 0.3, "don_diphone": 0.1, "kal_diphone": 0.2,
 } | {voice: mapped[1] for voice, mapped in FESTIVAL_MAPPED.items()}  # fmt: skip
