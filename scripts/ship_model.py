@@ -77,6 +77,14 @@ def main() -> None:
     slim = {"config": train.get("config"), "progress": {k: v for k, v in train.get("progress", {}).items()}}
     save_checkpoint(args.out, model, train=slim, info=info)
     size_mb = Path(args.out).stat().st_size / 1e6
+    card = Path(args.out).with_name("MODEL_CARD.md")
+    card.write_text(model_card(model, args, info, full, stream, size_mb))
+    print(json.dumps(info, indent=1))
+    print(f"wrote {args.out} ({size_mb:.1f} MB) and {card}")
+
+
+def model_card(model, args: argparse.Namespace, info: dict, full: dict, stream: dict, size_mb: float) -> str:
+    """The Markdown of MODEL_CARD.md: the model, how it was made, its held-out figures, limits and licences."""
     build = Path(args.data) / META_DIR / "build.json"
     used = json.loads(build.read_text())["engines"] if build.is_file() else []
     engines = ", ".join(ENGINE_NAMES.get(e, e) for e in used) or "engines not recorded"
@@ -92,9 +100,7 @@ def main() -> None:
     if lineage and not lineage.startswith("## How it was made"):
         lineage = "## How it was made\n" + lineage
     cfg = model.config
-    card = Path(args.out).with_name("MODEL_CARD.md")
-    card.write_text(
-        f"""# Default speechrnn model
+    return f"""# Default speechrnn model
 
 | | |
 |---|---|
@@ -121,9 +127,6 @@ noise and channels. Accuracy on unseen *synthetic* voices is what the table meas
 and microphones are harder and will score lower. Retrain on your own recordings (`speechrnn train`) for
 anything that matters.
 {licence}"""
-    )
-    print(json.dumps(info, indent=1))
-    print(f"wrote {args.out} ({size_mb:.1f} MB) and {card}")
 
 
 if __name__ == "__main__":
