@@ -55,11 +55,12 @@ from bench_transcribe import write_section
 
 from speechrnn.audio import SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import default_model_path, load_model
+from speechrnn.corpus import UTTERANCE
 from speechrnn.decoding import FILLER_WORDS, UNK_WORD, DecodingOptions
 from speechrnn.spotter import SpotterConfig
 from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS
 from speechrnn.transcribe import transcribe
-from speechrnn.utterances import DIGITS, HOMOPHONES, UTTERANCE_LABEL, command_tokens
+from speechrnn.utterances import DIGITS, HOMOPHONES, command_tokens
 from speechrnn.words import SILENCE, UNKNOWN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +80,7 @@ def utterances(data: Path, split: str, limit: int | None, seed: int) -> list[dic
     records = [
         r
         for r in bench_streaming.split_records(data, split)
-        if r.get("label") == UTTERANCE_LABEL and r.get("words")
+        if r.get("label") == UTTERANCE and r.get("words")
     ]
     if not records:
         sys.exit(f"bench_connected: no {split} utterances in {data}: build the corpus with `speechrnn synth`")

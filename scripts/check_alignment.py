@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How well the corpus's word times (CTC forced alignment, `speechrnn.utterances.Aligner`) agree with the
 times an engine planned: festival's diphone voices say utterances of the corpus's kinds in one call and tell
-where each word's first segment starts and its last segment ends (`utterances.festival_words`).
+where each word's first segment starts and its last segment ends (`synthesizers.festival_words`).
 
 Prints a table per voice (start and end errors, the share of words with both within 100 ms) and writes it
 to `docs/alignment.json`.
@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from speechrnn.audio import resample
-from speechrnn.utterances import Aligner, festival_words, utterance_texts
+from speechrnn.synthesizers import festival_words
+from speechrnn.utterances import Aligner, utterance_texts
 from speechrnn.words import WORDS_V2
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .errors import SpeechRNNError
-from .text import BLANK_ID, CHARS, SPACE_ID, VOCAB, spellable
+from .vocab import BLANK_ID, CHARS, SPACE_ID, VOCAB, spellable
 
 UNK_WORD = "<unk>"  # a stretch of speech that is no word of the lexicon (or too unsure to name)
 FILLER_WORDS = 10000  # default size of the filler lexicon: English's most frequent words (wordfreq)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import SpeechRNNError
-from .text import BLANK_ID, SPACE_ID, VOCAB, normalize_text, spellable
+from .vocab import BLANK_ID, SPACE_ID, VOCAB, normalize_text, spellable
 
 NEG = -1e30  # log-probability of an unreachable state (finite, so sums stay ordered)
 

@@ -55,7 +55,7 @@ from .decoding import (
 from .errors import SpeechRNNError
 from .model import Recognizer, windowed_labels
 from .streaming import StreamingRecognizer, StreamOutput
-from .text import spellable
+from .vocab import spellable
 from .words import SILENCE, UNKNOWN
 
 LONG_SECONDS = 30.0  # longer audio is streamed in blocks instead of read whole

@@ -14,15 +14,13 @@ Kinds (`KIND_SHARES`):
 
 Word times come from CTC forced alignment (`torchaudio.functional.forced_align`) of the transcript under a
 trained model (`Aligner`, `word_bounds`). Not every engine tells where its words are; festival does
-(`festival_words`), and `scripts/check_alignment.py` measures how well the two agree.
+(`synthesizers.festival_words`), and `scripts/check_alignment.py` measures how well the two agree.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +29,6 @@ import torch
 from .errors import SpeechRNNError
 from .texts import sentences
 
-UTTERANCES_DIR = "_utterances_"
-UTTERANCE_LABEL = "_utterance_"
 KIND_SHARES = {"digits": 0.2, "commands": 0.2, "carrier": 0.2, "prose": 0.3, "homophones": 0.1}
 RATES = (0.8, 1.0, 1.25)  # speaking rate of an utterance, relative to its speaker's own (`rate_of`)
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -157,7 +153,7 @@ class Aligner:
         """
         from torchaudio.functional import forced_align, merge_tokens
 
-        from .text import SPACE_ID, encode
+        from .vocab import SPACE_ID, encode
 
         model = self.model
         x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
@@ -218,36 +214,3 @@ def kind_of(text: str, words: tuple[str, ...] | list[str]) -> str:
     if all(t in words or t in ("turn", "lights") for t in tokens):
         return "commands"
     return "carrier"
-
-
-def festival_words(text: str, voice: str = "kal_diphone") -> tuple[np.ndarray, int, list[dict]]:
-    """`text` said by a festival voice in one call, and where festival put each word.
-
-    Returns:
-        `(audio, sample_rate, [{"word", "start", "end"}])`: float32 mono at the voice's rate, untrimmed, and
-        each word from its first segment's start to its last segment's end (seconds).
-    """
-    from .voices import _read_wav, _scheme_string
-
-    with tempfile.TemporaryDirectory(prefix="speechrnn-festival-") as tmp:
-        wav = Path(tmp) / "out.wav"
-        path = "R:SylStructure.daughter{0}.daughter{0}.segment_{1}"
-        script = (
-            f"(voice_{voice})\n(set! u (utt.synth (Utterance Text {_scheme_string(text)})))\n"
-            f"(utt.save.wave u {_scheme_string(str(wav))} 'riff)\n"
-            '(mapcar (lambda (w) (format t "%s %f %f\\n" (item.name w) '
-            f'(item.feat w "{path.format(1, "start")}") (item.feat w "{path.format("n", "end")}"))) '
-            "(utt.relation.items u 'Word))\n"
-        )
-        done = subprocess.run(
-            ["festival", "--pipe"], input=script, capture_output=True, text=True, check=False
-        )
-        if done.returncode or "SIOD ERROR" in done.stderr or not wav.exists():
-            raise SpeechRNNError(f"festival {voice} could not say {text!r}: {done.stderr.strip()[-300:]}")
-        audio, rate = _read_wav(wav, f"festival {voice}")
-    words = []
-    for line in done.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and re.fullmatch(r"[\d.]+", parts[1]) and re.fullmatch(r"[\d.]+", parts[2]):
-            words.append({"word": parts[0].lower(), "start": float(parts[1]), "end": float(parts[2])})
-    return audio, rate, words

@@ -6,7 +6,7 @@ import pytest
 
 from speechrnn.errors import SpeechRNNError
 from speechrnn.kws import CTCKeywordSpotter, KeywordConfig, keyword_tokens
-from speechrnn.text import VOCAB
+from speechrnn.vocab import VOCAB
 
 STEP = 0.02
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import math
 import shutil
 import tarfile
@@ -17,10 +16,10 @@ from torch.utils.data import DataLoader
 
 from speechrnn.audio import SAMPLE_RATE, save_audio
 from speechrnn.augment import AugmentConfig
+from speechrnn.corpus import PHRASE
 from speechrnn.errors import SpeechRNNError
 from speechrnn.speechcommands import (
     NO_LABEL,
-    PHRASE,
     SPLITS,
     UTTERANCE,
     Batch,
@@ -28,14 +27,13 @@ from speechrnn.speechcommands import (
     class_counts,
     collate,
     download,
-    sample_weights,
     scan_corpus,
     silence_clip,
     split_name,
     task_labels,
 )
 from speechrnn.speechcommands import SpeechCommandsDataset as Dataset
-from speechrnn.text import decode
+from speechrnn.vocab import decode
 from speechrnn.words import KWS12_WORDS, SILENCE, UNKNOWN
 
 TRAIN_SPEAKERS, CLIPS_PER_WORD = (
@@ -219,14 +217,6 @@ def test_unknown_draw_changes_per_training_epoch_only(corpus):
     fixed = unknown_paths(val)
     val.set_epoch(3)
     assert unknown_paths(val) == fixed and len(fixed) == 4
-
-
-def test_sample_weights_balance_the_classes(corpus):
-    ds = Dataset(corpus, "train", "12")
-    weights = sample_weights(ds)
-    labels = ds.item_labels()
-    totals = [float(weights[torch.from_numpy(labels == c)].sum()) for c in np.unique(labels)]
-    assert weights.shape == (len(ds),) and np.allclose(totals, 1.0)
 
 
 # ------------------------------------------------------------------------------------------------- items
@@ -426,10 +416,3 @@ def test_download_failures_are_speechrnn_errors(tmp_path, monkeypatch):
         download(tmp_path)
     with pytest.raises(SpeechRNNError, match="unknown Speech Commands version 'v3'"):
         download(tmp_path, "v3")
-
-
-def test_clips_jsonl_is_written_for_every_clip_with_a_record(fake_corpus):
-    lines = (Path(fake_corpus) / "_meta_" / "clips.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    assert {"path", "label", "text", "speaker", "voice", "words"} <= set(records[0])
-    assert {r["label"] for r in records} >= {"_unknown_", "_phrase_", "_sentence_", "yes"}

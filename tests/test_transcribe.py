@@ -1,6 +1,6 @@
 """Transcription of files: output shape, batching, directories, bad files, long files in bounded memory, and
 block-size invariance. An untrained model (random weights, saved as a real checkpoint) drives everything that
-does not need real words; the tests that do need them use the shipped model and skip until it exists."""
+does not need real words; the tests that do need them use the shipped model."""
 
 import json
 import os
@@ -18,7 +18,7 @@ import torch
 
 import speechrnn
 from speechrnn.audio import load_audio, save_audio
-from speechrnn.checkpoint import default_model_path, save_checkpoint
+from speechrnn.checkpoint import save_checkpoint
 from speechrnn.cli import main
 from speechrnn.decoding import greedy_decode, step_energy
 from speechrnn.errors import SpeechRNNError
@@ -383,7 +383,6 @@ def test_short_clip_label_pools_the_whole_clip(model):
 
 # ------------------------------------------------------------------------------ the trained model
 
-trained = pytest.mark.skipif(not default_model_path().is_file(), reason="no trained model yet")
 PHRASES = ("yes", "go left stop", "down up off")
 
 
@@ -399,7 +398,6 @@ def speak(text: str, path: Path) -> np.ndarray:
     return load_audio(path)
 
 
-@trained
 def test_trained_model_transcribes_spoken_commands(tmp_path):
     model = speechrnn.load_model()
     right = 0
@@ -413,13 +411,11 @@ def test_trained_model_transcribes_spoken_commands(tmp_path):
     assert right >= 2, f"{right} of {len(PHRASES)} phrases transcribed exactly"
 
 
-@trained
 def test_trained_model_word_across_a_block_boundary(tmp_path):
     model = speechrnn.load_model()
     clip = speak("go left stop", tmp_path / "phrase.wav")
     alone = transcribe(np.concatenate([np.zeros(8000), clip, np.zeros(8000)]).astype(np.float32), model)
-    if alone.text != "go left stop":
-        pytest.skip(f"the model hears {alone.text!r} in the clip on its own")
+    assert alone.text == "go left stop", f"the model hears {alone.text!r} in the clip on its own"
     # 40 s of faint noise with the phrase straddling the boundary of two 10 s blocks
     long = noise(40.0, seed=5) * 0.01
     start = 10 * RATE - clip.size // 2

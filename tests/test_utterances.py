@@ -10,16 +10,16 @@ import pytest
 from speechrnn import synth
 from speechrnn.audio import resample
 from speechrnn.checkpoint import default_model_path
+from speechrnn.corpus import UTTERANCE
+from speechrnn.synthesizers import festival_words
 from speechrnn.utterances import (
     ALIGN_LAG_S,
     ALIGN_LEAD_S,
     DIGITS,
     HOMOPHONES,
     KIND_SHARES,
-    UTTERANCE_LABEL,
     Aligner,
     command_tokens,
-    festival_words,
     kind_of,
     rate_of,
     utterance_texts,
@@ -82,7 +82,8 @@ def test_forced_alignment_agrees_with_festivals_own_word_times():
         found = aligner(resample(audio, rate), text)
         assert [w["word"] for w in found] == text.split()
         errors += [
-            max(abs(f["start"] - p["start"]), abs(f["end"] - p["end"])) for f, p in zip(found, planned, strict=True)
+            max(abs(f["start"] - p["start"]), abs(f["end"] - p["end"]))
+            for f, p in zip(found, planned, strict=True)
         ]
     within = np.mean(np.array(errors) <= 0.1)
     assert within >= 0.75, f"{within:.0%} of words within 100 ms: {np.round(errors, 2)}"
@@ -104,8 +105,8 @@ def test_a_built_corpus_holds_utterances_with_their_kind_and_word_times(tmp_path
     out = tmp_path / "tiny"
     synth.build_corpus(out, preset="tiny", seed=4, jobs=1, progress=False)
     records = [json.loads(line) for line in (out / "_meta_" / "clips.jsonl").read_text().splitlines()]
-    utterances = [r for r in records if r["label"] == UTTERANCE_LABEL]
-    unsayable = (out / "_meta_" / "unsayable.jsonl").read_text().count(UTTERANCE_LABEL)
+    utterances = [r for r in records if r["label"] == UTTERANCE]
+    unsayable = (out / "_meta_" / "unsayable.jsonl").read_text().count(UTTERANCE)
     assert len(utterances) + unsayable == preset.utterances
     aligned = [r for r in utterances if r["words"]]
     assert len(aligned) >= len(utterances) - 1

@@ -11,7 +11,8 @@ from speechrnn.errors import SpeechRNNError
 from speechrnn.evaluate import evaluate_model
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.speechcommands import NO_LABEL, collate, scan_corpus, task_labels
-from speechrnn.streams import (
+from speechrnn.train import TrainConfig, compute_loss
+from speechrnn.train_streams import (
     IGNORE,
     SETTLE_S,
     SLACK_S,
@@ -21,7 +22,6 @@ from speechrnn.streams import (
     TrainingStreams,
     step_targets,
 )
-from speechrnn.train import TrainConfig, compute_loss
 
 SIL, UNK, GO, STOP = 0, 1, 2, 3
 STEP = 0.02

@@ -25,9 +25,10 @@ from torch.utils.data import Dataset
 
 from .audio import SAMPLE_RATE, load_audio
 from .augment import AugmentConfig, activity_bounds, augment, noise_recordings, speed_up
+from .corpus import Clip
 from .errors import SpeechRNNError
 from .model import ModelOutput, Recognizer, windowed_labels
-from .speechcommands import NO_LABEL, Clip, Corpus, Example, split_name
+from .speechcommands import NO_LABEL, Corpus, Example, split_name
 from .words import SILENCE, UNKNOWN
 
 IGNORE = -100  # target of steps without one (`cross_entropy(ignore_index=IGNORE)`)
