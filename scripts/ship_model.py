@@ -20,8 +20,9 @@ import torch
 
 from speechrnn.checkpoint import default_model_path, model_from_checkpoint, read_checkpoint, save_checkpoint
 from speechrnn.evaluate import evaluate_model
+from speechrnn.latency import LIVE
 from speechrnn.speechcommands import SpeechCommandsDataset
-from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, latency_steps
+from speechrnn.streaming import latency_steps
 from speechrnn.synth import META_DIR
 from speechrnn.system import usable_cores
 
@@ -41,8 +42,8 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the corpus it was trained on (its test split is scored)")
     ap.add_argument("--command", default="scripts/train_default.sh", help="how it was trained, for the card")
     ap.add_argument("--note", default="", help="free text for the card (hardware, caveats)")
-    ap.add_argument("--chunk-ms", type=float, default=LIVE_CHUNK_MS)
-    ap.add_argument("--lookahead-ms", type=float, default=LIVE_LOOKAHEAD_MS)
+    ap.add_argument("--chunk-ms", type=float, default=LIVE.chunk_ms)
+    ap.add_argument("--lookahead-ms", type=float, default=LIVE.lookahead_ms)
     ap.add_argument("--out", default=str(default_model_path()))
     args = ap.parse_args()
 

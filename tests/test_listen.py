@@ -492,9 +492,11 @@ def test_live_defaults_agree_everywhere(capsys):
     """The CLI (which must not import torch for --help), the library and the export share one setting."""
     import inspect
 
-    from speechrnn import cli, export, listen
+    from speechrnn import cli, export, listen, live
+    from speechrnn.latency import LIVE
     from speechrnn.spotter import SpotterConfig
-    from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS
+
+    LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS = LIVE.chunk_ms, LIVE.lookahead_ms
 
     parser = cli.build_parser()
     with pytest.raises(SystemExit):
@@ -506,7 +508,7 @@ def test_live_defaults_agree_everywhere(capsys):
         args = parser.parse_args(command)
         assert (args.chunk_ms, args.lookahead_ms) == (LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS), command
     assert parser.parse_args(["listen"]).reset_after_silence_ms == listen.RESET_AFTER_SILENCE_MS
-    for fn in (listen.listen, export.export_onnx, export.main_export):
+    for fn in (listen.listen, export.export_onnx, export.main_export, live.spot, live.open_step):
         params = inspect.signature(fn).parameters
         assert (
             params["chunk_ms"].default == LIVE_CHUNK_MS
