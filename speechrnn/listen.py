@@ -235,6 +235,46 @@ def _consume(
             printer.detection(event)
 
 
+def _run_worker(
+    source: Source,
+    listener: KeywordListener,
+    printer: _Printer,
+    stats: ListenStats,
+    failure: list[BaseException],
+) -> bool:
+    """Run `_consume` on a worker thread while this one draws the status line; True if Ctrl-C stopped it.
+    An exception in the worker is appended to `failure` for the caller to raise; the source is closed."""
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            _consume(source, listener, printer, stats, stop)
+        except Exception as exc:  # handed to the main thread, which reports it
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="speechrnn-listen", daemon=True)
+    interrupted, warned, last_warning = False, 0, 0.0
+    try:
+        worker.start()
+        while worker.is_alive():
+            worker.join(STATUS_INTERVAL_S)
+            overruns = source.overruns
+            printer.status(_status_text(stats, overruns, listener.recognizer.latency_seconds))
+            now = time.monotonic()
+            if overruns > warned and not printer.live_status and now - last_warning > OVERRUN_WARNING_S:
+                printer.message(f"{overruns} input overruns so far (audio was lost); still listening")
+                warned, last_warning = overruns, now
+    except KeyboardInterrupt:
+        interrupted = True
+        stop.set()
+        worker.join(timeout=5.0)
+    finally:
+        stop.set()
+        source.close()
+        printer.end_status()
+    return interrupted
+
+
 def listen(
     *,
     model: str | os.PathLike | None = None,
@@ -292,42 +332,15 @@ def listen(
     listener = KeywordListener(
         step, keywords=keywords, threshold=threshold, reset_after_silence_ms=reset_after_silence_ms
     )
-    stream = listener.recognizer
     printer = _Printer(out, err, as_json, live_status=err.isatty())
-    stats, stop = ListenStats(), threading.Event()
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            _consume(source, listener, printer, stats, stop)
-        except Exception as exc:  # handed to the main thread, which reports it
-            failure.append(exc)
-
+    stats, failure = ListenStats(), []
     source.open()
+    stream = listener.recognizer
     printer.message(
         f"{source.description}; chunk {stream.chunk_ms:g} ms + look-ahead {stream.lookahead_ms:g} ms; "
         "Ctrl-C stops"
     )
-    worker = threading.Thread(target=work, name="speechrnn-listen", daemon=True)
-    interrupted, warned, last_warning = False, 0, 0.0
-    try:
-        worker.start()
-        while worker.is_alive():
-            worker.join(STATUS_INTERVAL_S)
-            overruns = source.overruns
-            printer.status(_status_text(stats, overruns, stream.latency_seconds))
-            now = time.monotonic()
-            if overruns > warned and not printer.live_status and now - last_warning > OVERRUN_WARNING_S:
-                printer.message(f"{overruns} input overruns so far (audio was lost); still listening")
-                warned, last_warning = overruns, now
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
-        worker.join(timeout=5.0)
-    finally:
-        stop.set()
-        source.close()
-        printer.end_status()
+    interrupted = _run_worker(source, listener, printer, stats, failure)
     if failure:
         exc = failure[0]
         if isinstance(exc, SpeechRNNError):

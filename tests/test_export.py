@@ -118,6 +118,26 @@ def test_runner_matches_pytorch_streaming(tmp_path, cell, bidirectional, unrolle
         _assert_same(_feed(_onnx(path), audio, sizes), ref)
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_step_is_the_same_function_in_both_backends(tmp_path, cell):
+    """`step(audio, state) -> (outputs, state)`: the exported graph and the PyTorch step agree on one chunk,
+    on several at once, and on a stream's tail, from any carried state."""
+    model = _model(cell)
+    onnx_step, torch_step = OnnxStep(_export(model, tmp_path / "m.onnx")), TorchStep(model, 100, 80)
+    shape = onnx_step.shape
+    assert torch_step.shape == shape and onnx_step.init_state().shape == torch_step.init_state().shape
+    audio = _audio(2.0)
+    state = np.random.default_rng(0).standard_normal(onnx_step.init_state().shape).astype(np.float32) * 0.5
+    tail = shape.samples - shape.advance // 2  # the last chunk whole, its look-ahead cut short
+    for size in (shape.samples, shape.window_samples(3), tail, 700):
+        (a, sa), (b, sb) = (step(audio[:size], state) for step in (onnx_step, torch_step))
+        for name in ("ctc_log_probs", "attn_logits", "label_logits", "c0"):
+            got, want = getattr(a, name), getattr(b, name)
+            assert got.shape == want.shape and np.abs(got - want).max() <= TOL * 10, (size, name)
+        if size >= shape.samples:  # the state carried on (after a tail it is never used)
+            assert np.abs(sa - sb).max() <= TOL and not np.allclose(sa, state)
+
+
 def test_runner_resets_on_pauses_like_pytorch(tmp_path, monkeypatch):
     """The pause reset (`reset_after_silence_ms`) falls on the same chunks in both runners, the look-ahead
     and the CTC head's veto (`hears_speech`) included."""
