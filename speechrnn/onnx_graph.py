@@ -1,17 +1,21 @@
 """One streaming step of a `Recognizer` as an ONNX graph (written by `speechrnn export`, run by `OnnxStep`).
 
-The graph is one latency-controlled chunk, the unit of work of `StreamingRecognizer`:
+The graph computes the step of `step.py` for one latency-controlled chunk (what `streaming.TorchStep` computes
+with PyTorch; tests/test_export.py holds them equal):
 
     inputs   audio  (samples,) float32   the chunk's audio *with* the carried context: every sample that the
                                          chunk's `chunk + lookahead` encoder steps (`stride` frames each) read
              frames ()         int64     how many of those MFCC frames are real (all of them, except when
-                                         the stream ends: the runner then zero-pads the audio)
+                                         the stream ends: `OnnxStep` then zero-pads the audio)
              state  (layers, 1, state_dim) float32   forward-direction state of every encoder layer
     outputs  ctc_log_probs (chunk, n_vocab), attn_logits (chunk,), label_logits (chunk, n_labels) for the
-             chunk's main steps (per step: windowed pooling is the runner's), state_out like `state`, and
+             chunk's main steps (per step: windowed pooling is the recogniser's), state_out like `state`, and
              c0 ((chunk + lookahead) * stride,): the raw MFCC c0 (log energy) of the chunk's own frames and then
-             its look-ahead frames, which the live pause reset reads (so the runner need not compute the MFCC
-             a second time).
+             its look-ahead frames, which the live pause reset reads (so nothing computes the MFCC a second
+             time).
+
+Built operator by operator from the weights, not traced with `torch.onnx`: the int8 form must be plain
+MatMuls (below), and the front end keeps only the DFT bins the mel filters use.
 
 Audio in, not MFCC frames: the front end is inside the graph, so a deployment (any onnxruntime binding,
 any language) needs no DSP code of its own, only a buffer of samples. Framing is a Gather of precomputed
@@ -30,7 +34,7 @@ quantisation reaches MatMul but not the GRU operator; there the backward start i
 `LatencyControlledRNN`, the forward direction runs through the look-ahead from the chunk's final state
 without carrying it on.
 
-The end of the stream: the graph has fixed shapes; the runner zero-pads the last window and gives the number
+The end of the stream: the graph has fixed shapes; `OnnxStep` zero-pads the last window and gives the number
 of real frames; the graph zeroes the padded frames (as `Recognizer.prepare` does) and starts the backward
 direction at the last valid step, so the last, shorter chunk matches PyTorch.
 
