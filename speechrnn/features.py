@@ -19,9 +19,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from .featureconfig import (
-    FeatureConfig,  # the settings live in a torch-free module (the ONNX path reads them)
-)
+from .featureconfig import FeatureConfig  # in a torch-free module: the ONNX live path reads it
 
 DB_PER_NEPER = 10.0 / math.log(10.0)  # librosa's dB-scaled MFCCs are ours times this
 CPU_SAMPLES_PER_CALL = 1 << 18  # audio samples per transform call on the CPU (16 one-second clips)
