@@ -52,11 +52,13 @@ from speechrnn.checkpoint import save_checkpoint
 from speechrnn.decoding import greedy_decode, word_error_rate
 from speechrnn.evaluate import evaluate_model
 from speechrnn.export import export_onnx, quantize_torch
-from speechrnn.listen import RESET_AFTER_SILENCE_MS
+from speechrnn.latency import LIVE
+from speechrnn.live import RESET_AFTER_SILENCE_MS
 from speechrnn.model import Recognizer, pool_labels
+from speechrnn.recognizer import StreamingRecognizer, StreamOutput
 from speechrnn.speechcommands import SpeechCommandsDataset, collate
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
-from speechrnn.streaming import LIVE_LOOKAHEAD_MS, StreamingRecognizer, StreamOutput, latency_steps
+from speechrnn.streaming import TorchStep, latency_steps
 from speechrnn.system import usable_cores
 from speechrnn.train import TrainConfig, compute_loss, cpu_threads
 from speechrnn.words import SILENCE, UNKNOWN
@@ -66,7 +68,7 @@ START, END = "<!-- report:start -->", "<!-- report:end -->"
 DEFAULT_DATA = ROOT / "data" / "synth-default"
 # The latency setting measured throughout: the issue's 100 ms chunks with listen's look-ahead.
 CHUNK_MS = 100.0
-LOOKAHEAD_MS = LIVE_LOOKAHEAD_MS
+LOOKAHEAD_MS = LIVE.lookahead_ms
 BLOCK_MS = bench_streaming.BLOCK_MS  # audio per block, as a microphone delivers it
 ROUND_BLOCKS = 50  # the compute measurement's backends take turns every this many blocks (5 s)
 TOLERANCE_S = 0.75  # a detection matches a word up to this long after its end (as bench_streaming)
@@ -153,19 +155,15 @@ def backends(
     """Name -> factory of a fresh live recogniser, for every backend measured, set up as `listen` does
     (`reset`: its pause reset; None for the exact chunked computation)."""
     made: dict[str, Callable] = {
-        "PyTorch eager fp32": lambda: StreamingRecognizer(
-            model, CHUNK_MS, LOOKAHEAD_MS, reset_after_silence_ms=reset
-        ),
-        "PyTorch eager int8": lambda: StreamingRecognizer(
-            int8, CHUNK_MS, LOOKAHEAD_MS, reset_after_silence_ms=reset
-        ),
+        "PyTorch eager fp32": lambda: StreamingRecognizer(TorchStep(model, CHUNK_MS, LOOKAHEAD_MS), reset),
+        "PyTorch eager int8": lambda: StreamingRecognizer(TorchStep(int8, CHUNK_MS, LOOKAHEAD_MS), reset),
     }
     if onnx_files:
-        from speechrnn.onnx_runner import OnnxStreamingRecognizer
+        from speechrnn.onnx_runner import OnnxStep
 
         for kind, path in onnx_files.items():
-            made[f"onnxruntime {kind}"] = lambda path=path: OnnxStreamingRecognizer(
-                path, threads=1, reset_after_silence_ms=reset
+            made[f"onnxruntime {kind}"] = lambda path=path: StreamingRecognizer(
+                OnnxStep(path, threads=1), reset
             )
     return made
 
@@ -327,12 +325,13 @@ def runner_scores(recognizer, items: list) -> dict:
         out = StreamOutput.concat(feed(recognizer, ex.audio.numpy()))
         if ex.label >= 0:
             lengths = torch.tensor([out.steps])
-            pooled = pool_labels(out.attn_logits[None], out.step_logits[None], lengths)
+            attn, logits = torch.from_numpy(out.attn_logits), torch.from_numpy(out.step_logits)
+            pooled = pool_labels(attn[None], logits[None], lengths)
             correct += int(pooled.argmax(-1).item() == ex.label)
             labelled += 1
         elif ex.has_text and ex.text:
             refs.append(ex.text)
-            hyps.append(greedy_decode(out.ctc_log_probs)[0])
+            hyps.append(greedy_decode(torch.from_numpy(out.ctc_log_probs))[0])
     return {
         "accuracy": correct / max(labelled, 1),
         "wer": word_error_rate(refs, hyps) if refs else None,

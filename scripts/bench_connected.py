@@ -57,8 +57,8 @@ from speechrnn.audio import SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import default_model_path, load_model
 from speechrnn.corpus import UTTERANCE
 from speechrnn.decoding import FILLER_WORDS, UNK_WORD, DecodingOptions
+from speechrnn.latency import LIVE
 from speechrnn.spotter import SpotterConfig
-from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS
 from speechrnn.transcribe import transcribe
 from speechrnn.utterances import DIGITS, HOMOPHONES, command_tokens
 from speechrnn.words import SILENCE, UNKNOWN
@@ -166,7 +166,7 @@ def run_listen(
     noise = bench_streaming.noise_bed(data, bench_streaming.split_records(data, split_of(data, records)))
     audio, words = bench_streaming.build_stream(data, records, noise, rng, snr_db, (0.4, 1.2))
     start = time.perf_counter()
-    outputs = bench_streaming.stream_outputs(model, audio, LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS)
+    outputs = bench_streaming.stream_outputs(model, audio, LIVE.chunk_ms, LIVE.lookahead_ms)
     detections = bench_streaming.detect(outputs, model.labels, SpotterConfig())
     return detections, words, audio.size / SAMPLE_RATE, time.perf_counter() - start
 

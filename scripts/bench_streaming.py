@@ -45,10 +45,12 @@ from speechrnn import noise as noise_gen
 from speechrnn.audio import SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import default_model_path, load_model
 from speechrnn.corpus import BACKGROUND_DIR, SENTENCE
-from speechrnn.listen import RESET_AFTER_SILENCE_MS
+from speechrnn.latency import LIVE
+from speechrnn.live import RESET_AFTER_SILENCE_MS
 from speechrnn.model import ModelConfig, Recognizer
+from speechrnn.recognizer import StreamingRecognizer, StreamOutput
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
-from speechrnn.streaming import LIVE_LOOKAHEAD_MS, StreamingRecognizer, StreamOutput
+from speechrnn.streaming import TorchStep
 from speechrnn.words import KWS12_WORDS, SILENCE, UNKNOWN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +132,7 @@ def synthetic_blocks(seconds: float, seed: int = 0):
 
 def measure_compute(model: Recognizer, seconds: float, chunk_ms: float, lookahead_ms: float) -> dict:
     """Per-chunk compute, real-time factor and memory growth over `seconds` of streamed audio."""
-    rec = StreamingRecognizer(model, chunk_ms, lookahead_ms)
+    rec = StreamingRecognizer(TorchStep(model, chunk_ms, lookahead_ms))
     spotter = KeywordSpotter(model.labels, rec.step_seconds)
     times, walls, rss_start, peak_start, streamed = [], [], None, 0.0, 0.0
     for block in synthetic_blocks(seconds):
@@ -265,7 +267,7 @@ def stream_outputs(
     model: Recognizer, audio: np.ndarray, chunk_ms: float, lookahead_ms: float
 ) -> list[StreamOutput]:
     """The live recogniser's outputs for a stream fed in 100 ms blocks (only what the spotter needs)."""
-    rec = StreamingRecognizer(model, chunk_ms, lookahead_ms, reset_after_silence_ms=RESET_AFTER_SILENCE_MS)
+    rec = StreamingRecognizer(TorchStep(model, chunk_ms, lookahead_ms), RESET_AFTER_SILENCE_MS)
     block = SAMPLE_RATE * BLOCK_MS // 1000
     outs = []
     for pos in range(0, audio.size, block):
@@ -275,9 +277,16 @@ def stream_outputs(
 
 
 def _slim(out: StreamOutput) -> StreamOutput:
-    empty = torch.zeros(out.steps, 0)
+    empty = np.zeros((out.steps, 0), np.float32)
     return StreamOutput(
-        out.start, empty, out.label_logits, out.attn_logits[:0], empty, out.ready_seconds, out.step_seconds
+        out.start,
+        empty,
+        out.label_logits,
+        out.attn_logits[:0],
+        empty,
+        out.ready_seconds,
+        out.c0,
+        out.step_seconds,
     )
 
 
@@ -528,8 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--lookahead-ms",
         type=float,
-        default=LIVE_LOOKAHEAD_MS,
-        help=f"recogniser look-ahead (default: {LIVE_LOOKAHEAD_MS:g}, as listen)",
+        default=LIVE.lookahead_ms,
+        help=f"recogniser look-ahead (default: {LIVE.lookahead_ms:g}, as listen)",
     )
     p.add_argument("--threshold", type=float, help="spotter threshold (default: the spotter's)")
     p.add_argument(

@@ -24,8 +24,9 @@ import torch
 from speechrnn.checkpoint import default_model_path, model_from_checkpoint, read_checkpoint, save_checkpoint
 from speechrnn.corpus import META_DIR
 from speechrnn.evaluate import evaluate_model
+from speechrnn.latency import LIVE
 from speechrnn.speechcommands import SpeechCommandsDataset
-from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, latency_steps
+from speechrnn.streaming import latency_steps
 from speechrnn.system import usable_cores
 
 ENGINE_NAMES = {
@@ -47,8 +48,8 @@ def main() -> None:
     ap.add_argument(
         "--lineage", help="Markdown file: the model's steps as commands, the card's 'How it was made'"
     )
-    ap.add_argument("--chunk-ms", type=float, default=LIVE_CHUNK_MS)
-    ap.add_argument("--lookahead-ms", type=float, default=LIVE_LOOKAHEAD_MS)
+    ap.add_argument("--chunk-ms", type=float, default=LIVE.chunk_ms)
+    ap.add_argument("--lookahead-ms", type=float, default=LIVE.lookahead_ms)
     ap.add_argument("--out", default=str(default_model_path()))
     args = ap.parse_args()
 

@@ -1,14 +1,14 @@
 """`speechrnn listen`: spot keywords live, from a microphone or from a file replayed as a live stream.
 
-One path for both sources: the source queues blocks of audio (the microphone's callback, or a thread that
-replays a file at real time or as fast as possible); a worker thread takes them off the queue with a timeout,
-runs the streaming recogniser and the spotter, and prints each detection as it happens. The main thread only
-waits, draws the status line on a terminal, and turns Ctrl-C into a clean stop with a summary.
+Display and argument handling over `live.KeywordListener` (the loop behind `speechrnn.spot`). The source
+queues blocks of audio (the microphone's callback, or a thread that replays a file at real time or as fast as
+possible); a worker thread takes them off the queue with a timeout and runs the listener over them, printing
+each detection as it happens. The main thread only waits, draws the status line on a terminal, and turns
+Ctrl-C into a clean stop with a summary.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import queue
@@ -16,34 +16,24 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, audio_duration, read_blocks
-from .checkpoint import load_model
 from .errors import SpeechRNNError
+from .latency import LIVE
+from .live import END_SILENCE_S, RESET_AFTER_SILENCE_MS, SILENT_DBFS, KeywordListener, open_step
 from .microphone import Block, Microphone, list_devices
-from .spotter import Detection, KeywordSpotter, SpotterConfig
-from .streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, StreamingRecognizer
+from .spotter import Detection
 
 BLOCK_MS = 100.0  # audio per block from either source
 READ_TIMEOUT_S = 0.25  # the worker never waits longer than this for audio before checking for a stop
 STATUS_INTERVAL_S = 0.1  # status line refresh period
 OVERRUN_WARNING_S = 5.0  # without a terminal, report new overruns at most this often
-
-
-# Pause after which the live recogniser forgets its recurrent state and the label head's window (session 8:
-# correct detections on the held-out test stream 72.6 -> 78.0 %, false positives 12.6 -> 8.8 %). Since the
-# window is forgotten too (session 19), 300 ms is best on the validation stream at 20 dB, level with 500 and
-# 800 (correct minus false positives 92.2, 92.1, 92.1 % at 0.5; 200 ms 91.9, 1000 ms 91.6).
-RESET_AFTER_SILENCE_MS = 300.0
-# A file ends where a room would go on: this much silence follows its last sample through the recogniser, so
-# that a word at its very end is decided as it would be live (events come a median ~150 ms, and nine in ten
-# within ~250 ms, after the word's end). A person's "left" ending 0.25 s before the end of its file was
-# missed without it.
-END_SILENCE_S = 0.5
+__all__ = ["END_SILENCE_S", "RESET_AFTER_SILENCE_MS", "FileSource", "ListenSummary", "listen"]
 
 
 class Source(Protocol):
@@ -131,7 +121,7 @@ class ListenStats:
     """What the worker has done so far (read by the status line and the summary)."""
 
     samples: int = 0  # audio consumed
-    level_db: float = -120.0  # RMS level of the last block, dBFS
+    level_db: float = SILENT_DBFS  # RMS level of the last block, dBFS
     lag_s: float = 0.0  # time from a block's arrival to the end of its processing
     compute_s: float = 0.0  # total compute
     detections: list[Detection] = field(default_factory=list)
@@ -219,38 +209,70 @@ def _status_text(stats: ListenStats, overruns: int, delay_s: float) -> str:
     )
 
 
-def _consume(
-    source: Source,
-    stream: StreamingRecognizer,
-    spotter: KeywordSpotter,
-    printer: _Printer,
-    stats: ListenStats,
-    stop: threading.Event,
-) -> None:
-    """The worker: queued blocks -> recogniser -> spotter -> printed detections, until the end or a stop."""
+def _blocks(source: Source, stats: ListenStats, stop: threading.Event) -> Iterator[np.ndarray]:
+    """The source's blocks until its end or a stop, timing the work done on each."""
     while not stop.is_set():
         block = source.read(timeout=READ_TIMEOUT_S)
         if block is None:
             if source.done:
-                break
+                return
             continue
-        t0 = time.perf_counter()
-        events = spotter.update(stream.accept(block.audio))
-        stats.compute_s += time.perf_counter() - t0
         stats.samples += block.audio.size
-        if block.audio.size:
-            rms = float(np.sqrt(np.mean(np.square(block.audio, dtype=np.float64))))
-            stats.level_db = 20 * np.log10(max(rms, 1e-6))
+        t0 = time.perf_counter()
+        yield block.audio
+        stats.compute_s += time.perf_counter() - t0
         stats.lag_s = time.monotonic() - block.arrived
-        for event in events:
+
+
+def _consume(
+    source: Source, listener: KeywordListener, printer: _Printer, stats: ListenStats, stop: threading.Event
+) -> None:
+    """The worker: the listener over the source's blocks, printing detections, until the end or a stop."""
+    for heard in listener.run(_blocks(source, stats, stop)):
+        stats.level_db = heard.level_db
+        for event in heard.detections:
             stats.detections.append(event)
             printer.detection(event)
-    ending = []
-    if source.done:  # not after a stop: a live stream ends where the listener stopped it
-        ending = spotter.update(stream.accept(np.zeros(round(END_SILENCE_S * SAMPLE_RATE), np.float32)))
-    for event in ending + spotter.update(stream.flush()):
-        stats.detections.append(event)
-        printer.detection(event)
+
+
+def _run_worker(
+    source: Source,
+    listener: KeywordListener,
+    printer: _Printer,
+    stats: ListenStats,
+    failure: list[BaseException],
+) -> bool:
+    """Run `_consume` on a worker thread while this one draws the status line; True if Ctrl-C stopped it.
+    An exception in the worker is appended to `failure` for the caller to raise; the source is closed."""
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            _consume(source, listener, printer, stats, stop)
+        except Exception as exc:  # handed to the main thread, which reports it
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="speechrnn-listen", daemon=True)
+    interrupted, warned, last_warning = False, 0, 0.0
+    try:
+        worker.start()
+        while worker.is_alive():
+            worker.join(STATUS_INTERVAL_S)
+            overruns = source.overruns
+            printer.status(_status_text(stats, overruns, listener.recognizer.latency_seconds))
+            now = time.monotonic()
+            if overruns > warned and not printer.live_status and now - last_warning > OVERRUN_WARNING_S:
+                printer.message(f"{overruns} input overruns so far (audio was lost); still listening")
+                warned, last_warning = overruns, now
+    except KeyboardInterrupt:
+        interrupted = True
+        stop.set()
+        worker.join(timeout=5.0)
+    finally:
+        stop.set()
+        source.close()
+        printer.end_status()
+    return interrupted
 
 
 def listen(
@@ -264,8 +286,8 @@ def listen(
     show_devices: bool = False,
     keywords: list[str] | None = None,
     threshold: float | None = None,
-    chunk_ms: float = LIVE_CHUNK_MS,
-    lookahead_ms: float = LIVE_LOOKAHEAD_MS,
+    chunk_ms: float = LIVE.chunk_ms,
+    lookahead_ms: float = LIVE.lookahead_ms,
     reset_after_silence_ms: float | None = RESET_AFTER_SILENCE_MS,
     out: TextIO | None = None,
     err: TextIO | None = None,
@@ -304,62 +326,21 @@ def listen(
         return None
     if fast and input is None and source is None:
         raise SpeechRNNError("--fast replays a file: give it with --input FILE")
-    if onnx is not None and model is not None:
-        raise SpeechRNNError("give a checkpoint (--model) or an exported ONNX step (--onnx), not both")
     if source is None:  # a missing input file is reported before the model is loaded
         source = FileSource(input, realtime=not fast) if input is not None else Microphone(device, BLOCK_MS)
-    if onnx is not None:
-        from .onnx_runner import OnnxStreamingRecognizer
-
-        stream = OnnxStreamingRecognizer(onnx, reset_after_silence_ms=reset_after_silence_ms)
-        labels, chunk_ms, lookahead_ms = stream.labels, stream.chunk_ms, stream.lookahead_ms
-    else:
-        recognizer = load_model(model)
-        stream = StreamingRecognizer(
-            recognizer,
-            chunk_ms=chunk_ms,
-            lookahead_ms=lookahead_ms,
-            reset_after_silence_ms=reset_after_silence_ms,
-        )
-        labels = recognizer.labels
-    config = SpotterConfig(keywords=tuple(keywords) if keywords else None)
-    if threshold is not None:
-        config = dataclasses.replace(config, threshold=threshold)
-    spotter = KeywordSpotter(labels, stream.step_seconds, config)
-    printer = _Printer(out, err, as_json, live_status=err.isatty())
-    stats, stop = ListenStats(), threading.Event()
-    failure: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            _consume(source, stream, spotter, printer, stats, stop)
-        except Exception as exc:  # handed to the main thread, which reports it
-            failure.append(exc)
-
-    source.open()
-    printer.message(
-        f"{source.description}; chunk {chunk_ms:g} ms + look-ahead {lookahead_ms:g} ms; Ctrl-C stops"
+    step = open_step(model, onnx, chunk_ms, lookahead_ms)
+    listener = KeywordListener(
+        step, keywords=keywords, threshold=threshold, reset_after_silence_ms=reset_after_silence_ms
     )
-    worker = threading.Thread(target=work, name="speechrnn-listen", daemon=True)
-    interrupted, warned, last_warning = False, 0, 0.0
-    try:
-        worker.start()
-        while worker.is_alive():
-            worker.join(STATUS_INTERVAL_S)
-            overruns = source.overruns
-            printer.status(_status_text(stats, overruns, stream.latency_seconds))
-            now = time.monotonic()
-            if overruns > warned and not printer.live_status and now - last_warning > OVERRUN_WARNING_S:
-                printer.message(f"{overruns} input overruns so far (audio was lost); still listening")
-                warned, last_warning = overruns, now
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
-        worker.join(timeout=5.0)
-    finally:
-        stop.set()
-        source.close()
-        printer.end_status()
+    printer = _Printer(out, err, as_json, live_status=err.isatty())
+    stats, failure = ListenStats(), []
+    source.open()
+    stream = listener.recognizer
+    printer.message(
+        f"{source.description}; chunk {stream.chunk_ms:g} ms + look-ahead {stream.lookahead_ms:g} ms; "
+        "Ctrl-C stops"
+    )
+    interrupted = _run_worker(source, listener, printer, stats, failure)
     if failure:
         exc = failure[0]
         if isinstance(exc, SpeechRNNError):

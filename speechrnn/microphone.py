@@ -19,10 +19,8 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-import torch
-import torchaudio.functional as AF
 
-from .audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE, resample
 from .errors import SpeechRNNError
 
 START_GRACE_S = 5.0  # extra time a sound server may take to deliver the first block
@@ -69,7 +67,8 @@ class StreamResampler:
     same grid as for the whole signal. Holds back about `context` input samples (a few milliseconds).
     """
 
-    def __init__(self, rate: int, target: int = SAMPLE_RATE, context_ms: float = 5.0):
+    def __init__(self, rate: int, context_ms: float = 5.0):
+        target = SAMPLE_RATE  # `audio.resample`'s rate (torchaudio's filter, in numpy: no torch on a device)
         g = math.gcd(rate, target)
         self.rate, self.target = rate, target
         self._num, self._den = rate // g, target // g  # input samples per `_den` output samples
@@ -90,7 +89,7 @@ class StreamResampler:
         if end <= self._emitted:
             self._buffer = buf
             return np.zeros(0, dtype=np.float32)
-        out = AF.resample(torch.from_numpy(buf), self.rate, self.target).numpy()
+        out = resample(buf, self.rate)
         offset = self._base * self._den // self._num
         piece = out[self._emitted - offset : end - offset]
         self._emitted = end

@@ -7,7 +7,7 @@ minimum number of consecutive steps. After an event nothing fires for the refrac
 of steps never fires twice. A keyword must also reach the threshold soon after it became the top label
 (`onset_ms`): a word stays in the label head's one-second window after it is spoken, and a word that was
 top but uncertain can creep over the threshold as its beginning slides out of the window, most of a second
-late. On validation-voice streams those late events were a third of the false positives. `_silence_` and
+late (docs/LIVE.md measures how many false positives they were). `_silence_` and
 `_unknown_` never fire, but as top labels they block the others.
 
 User parameters are milliseconds, converted to steps once. Decisions are made step by step with carried
@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 from .errors import SpeechRNNError
-from .streaming import StreamOutput
+from .recognizer import StreamOutput
 from .words import SILENCE, UNKNOWN
 
 NON_KEYWORDS = (SILENCE, UNKNOWN)
@@ -33,9 +33,7 @@ class SpotterConfig:
     """When a keyword fires. Times are milliseconds of audio."""
 
     threshold: float = 0.5  # smoothed probability to reach: higher gives fewer false alarms, more misses
-    # (with listen's pause reset, RESET_AFTER_SILENCE_MS, correct minus false positives on the validation
-    # stream is 92.2 % at 0.5, 91.5 at 0.6, 91.1 at 0.7, with 366, 251 and 206 false alarms an hour on
-    # non-command speech; session 19)
+    # (the trade-off as measured is in docs/LIVE.md)
     smooth_ms: float = 100.0  # moving average of the label probabilities (the head already pools over 1 s)
     min_ms: float = 40.0  # the keyword must stay top and above threshold for this long (supporting steps)
     refractory_ms: float = 500.0  # after an event, no other event for this long (words of a phrase are closer
@@ -89,7 +87,7 @@ class KeywordSpotter:
                 if word not in spottable:
                     what = "never fires" if word in NON_KEYWORDS else "is not one of the model's labels"
                     raise SpeechRNNError(f"keyword {word!r} {what}; the model spots: {', '.join(spottable)}")
-        self._fires = torch.tensor([label in wanted for label in self.labels])
+        self._fires = np.array([label in wanted for label in self.labels])
         step_ms = 1000.0 * step_seconds
         self.smooth = max(1, round(config.smooth_ms / step_ms))  # steps averaged
         self.min_steps = max(1, math.ceil(config.min_ms / step_ms - 1e-9))  # supporting steps
@@ -100,7 +98,8 @@ class KeywordSpotter:
     def reset(self) -> None:
         """Forget the stream."""
         n_labels = len(self.labels)
-        self._history = torch.zeros(self.smooth - 1, n_labels, dtype=torch.float64)  # last probabilities
+        self._history = np.zeros((self.smooth - 1, n_labels))  # last probabilities
+        self.scores = np.zeros((0, n_labels))  # smoothed probabilities of the steps of the last update
         self._seen = 0  # steps seen so far
         self._run_label = -1  # label of the current run of supporting steps (-1: none)
         self._run = 0  # its length in steps
@@ -109,15 +108,20 @@ class KeywordSpotter:
         self._top, self._top_steps = -1, 0  # the top label and for how many steps it has been on top
 
     def update(self, out: StreamOutput) -> list[Detection]:
-        """Consume the next steps of the stream; return the events they trigger, in order."""
+        """Consume the next steps of the stream; return the events they trigger, in order.
+
+        Also sets `scores`: the smoothed label probabilities `(steps, n_labels)` of those steps, the
+        scores the threshold is compared with (what a display shows per keyword).
+        """
         if out.steps == 0:
+            self.scores = self._history[:0]
             return []
         if out.start != self._seen:
             raise SpeechRNNError(
                 f"spotter expected step {self._seen} next, got output starting at step {out.start}"
             )
-        smoothed = self._smooth(out.label_logits.double().softmax(dim=-1))
-        score, top = smoothed.max(dim=-1)
+        smoothed = self.scores = self._smooth(out.label_probs())
+        score, top = smoothed.max(axis=-1), smoothed.argmax(axis=-1)
         supports = (score >= self.config.threshold) & self._fires[top]
         events = []
         for i, (label, ok, p) in enumerate(zip(top.tolist(), supports.tolist(), score.tolist(), strict=True)):
@@ -138,11 +142,13 @@ class KeywordSpotter:
         self._seen = out.end
         return events
 
-    def _smooth(self, probs: torch.Tensor) -> torch.Tensor:
+    def _smooth(self, probs: np.ndarray) -> np.ndarray:
         """Moving average over the last `smooth` steps (fewer at the stream start). `(steps, n_labels)`."""
-        x = torch.cat([self._history, probs])
+        x = np.concatenate([self._history, probs])
         keep = self.smooth - 1
         self._history = x[x.shape[0] - keep :]
-        sums = x.unfold(0, self.smooth, 1).sum(dim=-1)  # (steps, n_labels)
-        counts = torch.arange(self._seen + 1, self._seen + probs.shape[0] + 1).clamp(max=self.smooth)
+        sums = np.lib.stride_tricks.sliding_window_view(x, self.smooth, axis=0).sum(
+            axis=-1
+        )  # (steps, n_labels)
+        counts = np.minimum(np.arange(self._seen + 1, self._seen + probs.shape[0] + 1), self.smooth)
         return sums / counts[:, None]

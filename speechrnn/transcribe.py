@@ -53,15 +53,16 @@ from .decoding import (
     words_to_text,
 )
 from .errors import SpeechRNNError
+from .latency import FILE
 from .model import Recognizer, windowed_labels
-from .streaming import StreamingRecognizer, StreamOutput
+from .recognizer import StreamingRecognizer, StreamOutput, check_audio
+from .streaming import TorchStep
 from .vocab import spellable
 from .words import SILENCE, UNKNOWN
 
 LONG_SECONDS = 30.0  # longer audio is streamed in blocks instead of read whole
 BLOCK_SECONDS = 10.0  # block length when streaming a long file
-STREAM_CHUNK_MS = 500.0  # latency control when streaming: the largest chunk the model was trained with
-STREAM_LOOKAHEAD_MS = 120.0  # ... and the largest look-ahead
+STREAM_CHUNK_MS, STREAM_LOOKAHEAD_MS = FILE.chunk_ms, FILE.lookahead_ms  # latency control when streaming
 SEGMENT_SECONDS = 30.0  # longest stretch of CTC outputs decoded at once when streaming
 MIN_PAUSE_MS = 300.0  # a pause at least this long may separate two decoded segments
 
@@ -288,13 +289,13 @@ def _run_stream(
     model: Recognizer, blocks: Iterable[np.ndarray], settings: _Settings
 ) -> tuple[str, float, tuple[Word, ...], int]:
     """Stream blocks through the model in bounded memory: `(label, score, words, samples)`."""
-    rec = StreamingRecognizer(model, settings.chunk_ms, settings.lookahead_ms)
+    rec = StreamingRecognizer(TorchStep(model, settings.chunk_ms, settings.lookahead_ms))
     picker = _LabelPicker(model.labels)
     energies = _StepEnergies(model.config.stride * model.features.hop_length)
     samples = 0
 
     def piece(out: StreamOutput) -> tuple[torch.Tensor, np.ndarray]:
-        picker.update(out.label_logits)
+        picker.update(torch.from_numpy(out.label_logits))
         return out.ctc_log_probs, energies.take(out.start, out.steps)
 
     def outputs() -> Iterator[tuple[torch.Tensor, np.ndarray]]:
@@ -329,15 +330,9 @@ def _array_blocks(audio: np.ndarray, block_seconds: float) -> Iterator[np.ndarra
 
 
 def _check_array(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 2 and 1 in audio.shape:
-        audio = audio.reshape(-1)
-    if audio.ndim != 1:
-        raise SpeechRNNError(f"expected mono audio of shape (samples,), got shape {audio.shape}")
+    audio = check_audio(audio)
     if audio.size == 0:
         raise SpeechRNNError("expected audio samples, got an empty array")
-    if not np.isfinite(audio).all():
-        raise SpeechRNNError("audio contains NaN or infinite samples")
     return resample(audio, sample_rate)
 
 

@@ -18,25 +18,36 @@ import pytest
 import torch
 from signals import chirp_audio  # tests/ is on sys.path
 
-from speechrnn import cli, streaming
+from speechrnn import cli, recognizer
 from speechrnn.checkpoint import load_model, save_checkpoint
 from speechrnn.errors import SpeechRNNError
-from speechrnn.export import build_graph, export_onnx, quantize_torch, read_metadata, step_shape
+from speechrnn.export import export_onnx, quantize_torch, read_metadata
 from speechrnn.features import FeatureConfig
+from speechrnn.latency import LIVE
 from speechrnn.model import ModelConfig, Recognizer
+from speechrnn.onnx_graph import build_graph, step_shape
+from speechrnn.recognizer import StreamingRecognizer, StreamOutput
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
-from speechrnn.streaming import LIVE_LOOKAHEAD_MS, StreamingRecognizer, StreamOutput
+from speechrnn.streaming import TorchStep
 from speechrnn.vocab import BLANK_ID
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from speechrnn.onnx_runner import OnnxStreamingRecognizer  # noqa: E402
+from speechrnn.onnx_runner import META_KEY, OnnxStep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = FeatureConfig(n_mels=20, n_mfcc=12)
 LABELS = ("_silence_", "_unknown_", "yes", "no")
 TOL = 1e-4
 FIELDS = ("ctc_log_probs", "label_logits", "attn_logits", "step_logits")
+
+
+def _torch(model: Recognizer, chunk_ms: float, lookahead_ms: float, reset_after_silence_ms=None):
+    return StreamingRecognizer(TorchStep(model, chunk_ms, lookahead_ms), reset_after_silence_ms)
+
+
+def _onnx(path: Path, reset_after_silence_ms=None) -> StreamingRecognizer:
+    return StreamingRecognizer(OnnxStep(path), reset_after_silence_ms)
 
 
 def _audio(seconds: float, seed: int = 0) -> np.ndarray:
@@ -80,9 +91,9 @@ def _blocks(n: int, size: int) -> list[int]:
 def _assert_same(got: StreamOutput, ref: StreamOutput, tol: float = TOL) -> None:
     assert got.start == ref.start and got.steps == ref.steps
     for name in FIELDS:
-        diff = float((getattr(got, name) - getattr(ref, name)).abs().max()) if ref.steps else 0.0
+        diff = float(np.abs(getattr(got, name) - getattr(ref, name)).max()) if ref.steps else 0.0
         assert diff <= tol, f"{name} differs by {diff:.2e}"
-    assert torch.equal(got.ready_seconds, ref.ready_seconds)
+    np.testing.assert_array_equal(got.ready_seconds, ref.ready_seconds)
 
 
 def _export(model: Recognizer, path: Path, chunk_ms=100.0, lookahead_ms=80.0, unrolled=False) -> Path:
@@ -100,11 +111,31 @@ def test_runner_matches_pytorch_streaming(tmp_path, cell, bidirectional, unrolle
     model = _model(cell, bidirectional)
     path = _export(model, tmp_path / "m.onnx", unrolled=unrolled)
     audio = _audio(2.45)
-    ref = _feed(StreamingRecognizer(model, 100, 80), audio, _blocks(audio.size, 1600))
+    ref = _feed(_torch(model, 100, 80), audio, _blocks(audio.size, 1600))
     rng = np.random.default_rng(1)
     odd = rng.integers(0, 2500, size=40).tolist()  # zeros, single samples, sub-frame and multi-chunk pieces
     for sizes in (_blocks(audio.size, 1600), odd, [audio.size]):
-        _assert_same(_feed(OnnxStreamingRecognizer(path), audio, sizes), ref)
+        _assert_same(_feed(_onnx(path), audio, sizes), ref)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_step_is_the_same_function_in_both_backends(tmp_path, cell):
+    """`step(audio, state) -> (outputs, state)`: the exported graph and the PyTorch step agree on one chunk,
+    on several at once, and on a stream's tail, from any carried state."""
+    model = _model(cell)
+    onnx_step, torch_step = OnnxStep(_export(model, tmp_path / "m.onnx")), TorchStep(model, 100, 80)
+    shape = onnx_step.shape
+    assert torch_step.shape == shape and onnx_step.init_state().shape == torch_step.init_state().shape
+    audio = _audio(2.0)
+    state = np.random.default_rng(0).standard_normal(onnx_step.init_state().shape).astype(np.float32) * 0.5
+    tail = shape.samples - shape.advance // 2  # the last chunk whole, its look-ahead cut short
+    for size in (shape.samples, shape.window_samples(3), tail, 700):
+        (a, sa), (b, sb) = (step(audio[:size], state) for step in (onnx_step, torch_step))
+        for name in ("ctc_log_probs", "attn_logits", "label_logits", "c0"):
+            got, want = getattr(a, name), getattr(b, name)
+            assert got.shape == want.shape and np.abs(got - want).max() <= TOL * 10, (size, name)
+        if size >= shape.samples:  # the state carried on (after a tail it is never used)
+            assert np.abs(sa - sb).max() <= TOL and not np.allclose(sa, state)
 
 
 def test_runner_resets_on_pauses_like_pytorch(tmp_path, monkeypatch):
@@ -115,16 +146,16 @@ def test_runner_resets_on_pauses_like_pytorch(tmp_path, monkeypatch):
         model.ctc_head.bias[BLANK_ID] += 6.0
     path = _export(model, tmp_path / "m.onnx")
     audio = _audio(6.0)  # the tone pauses for a third of a second, 1.5 times a second: some pauses reset
-    torch_rec = StreamingRecognizer(model, 100, 80, reset_after_silence_ms=300)
+    torch_rec = _torch(model, 100, 80, reset_after_silence_ms=300)
     ref = _feed(torch_rec, audio, _blocks(audio.size, 1600)[:-1])
-    plain = _feed(StreamingRecognizer(model, 100, 80), audio, _blocks(audio.size, 1600))
-    assert not torch.allclose(ref.ctc_log_probs, plain.ctc_log_probs)  # the resets did something
+    plain = _feed(_torch(model, 100, 80), audio, _blocks(audio.size, 1600))
+    assert not np.allclose(ref.ctc_log_probs, plain.ctc_log_probs)  # the resets did something
     with monkeypatch.context() as m:
-        m.setattr(streaming, "HEARING_CTC_PROB", 1.0)  # the model never hears speech: no veto
-        deaf = _feed(StreamingRecognizer(model, 100, 80, reset_after_silence_ms=300), audio, [audio.size])
-    assert not torch.allclose(ref.ctc_log_probs, deaf.ctc_log_probs)  # the veto did something
+        m.setattr(recognizer, "HEARING_CTC_PROB", 1.0)  # the model never hears speech: no veto
+        deaf = _feed(_torch(model, 100, 80, reset_after_silence_ms=300), audio, [audio.size])
+    assert not np.allclose(ref.ctc_log_probs, deaf.ctc_log_probs)  # the veto did something
     for sizes in (_blocks(audio.size, 1600)[:-1], np.random.default_rng(2).integers(0, 2500, 40).tolist()):
-        onnx_rec = OnnxStreamingRecognizer(path, reset_after_silence_ms=300)
+        onnx_rec = _onnx(path, reset_after_silence_ms=300)
         outs, pos = [], 0
         for size in sizes:
             outs.append(onnx_rec.accept(audio[pos : pos + size]))
@@ -139,12 +170,12 @@ def test_runner_resets_on_pauses_like_pytorch(tmp_path, monkeypatch):
 def test_latency_settings_and_stream_ends(tmp_path, chunk_ms, lookahead_ms):
     model = _model()
     path = _export(model, tmp_path / "m.onnx", chunk_ms, lookahead_ms)
-    runner = OnnxStreamingRecognizer(path)
+    runner = _onnx(path)
     assert (runner.chunk_ms, runner.lookahead_ms) == (chunk_ms, lookahead_ms)
     # Streams that end inside the first frame, the first window, a chunk, and after several chunks.
     for seconds in (0.0, 0.02, 0.05, 0.21, 0.37, 1.013):
         audio = _audio(seconds, seed=3)
-        ref = _feed(StreamingRecognizer(model, chunk_ms, lookahead_ms), audio, _blocks(audio.size, 700))
+        ref = _feed(_torch(model, chunk_ms, lookahead_ms), audio, _blocks(audio.size, 700))
         _assert_same(_feed(runner, audio, _blocks(audio.size, 700)), ref)  # flush resets: reused stream
 
 
@@ -157,8 +188,8 @@ def test_default_size_gru_over_a_file(tmp_path):
     assert cli.main(args) == 0
     model = load_model(tmp_path / "default.pt")
     audio = _audio(3.3, seed=5)
-    ref = _feed(StreamingRecognizer(model, 100, LIVE_LOOKAHEAD_MS), audio, _blocks(audio.size, 1600))
-    got = _feed(OnnxStreamingRecognizer(path), audio, _blocks(audio.size, 1600))
+    ref = _feed(_torch(model, 100, LIVE.lookahead_ms), audio, _blocks(audio.size, 1600))
+    got = _feed(_onnx(path), audio, _blocks(audio.size, 1600))
     assert ref.label_logits.std() > 0.5  # the comparison is not between near-constant outputs
     _assert_same(got, ref)
 
@@ -168,7 +199,7 @@ def test_spotter_consumes_the_runner_alike(tmp_path):
     path = _export(model, tmp_path / "m.onnx", 120, 80)
     audio = _audio(4.0, seed=2)
     events = []
-    for rec in (StreamingRecognizer(model, 120, 80), OnnxStreamingRecognizer(path)):
+    for rec in (_torch(model, 120, 80), _onnx(path)):
         spotter = KeywordSpotter(LABELS, rec.step_seconds, SpotterConfig(threshold=0.3, min_ms=20))
         out = _feed(rec, audio, _blocks(audio.size, 1600))
         events.append([(d.keyword, d.step, round(d.time, 6)) for d in spotter.update(out)])
@@ -188,9 +219,10 @@ def test_metadata_round_trip(tmp_path):
     assert meta["step"]["samples"] == shape.samples and meta["step"]["chunk"] == 3
     assert (meta["chunk_ms"], meta["lookahead_ms"], meta["window"]) == (60, 40, model.config.window)
     assert np.allclose(meta["normalization"]["mean"], model.feat_mean.numpy())
-    runner = OnnxStreamingRecognizer(path)
+    runner = _onnx(path)
     assert runner.labels == LABELS and runner.features == model.features
     assert runner.latency_seconds == pytest.approx(0.1)
+    assert (runner.chunk_ms, runner.lookahead_ms) == pytest.approx((60, 40))
 
 
 def test_c0_output_is_the_frame_energy_of_the_chunk_and_its_lookahead(tmp_path):
@@ -198,26 +230,26 @@ def test_c0_output_is_the_frame_energy_of_the_chunk_and_its_lookahead(tmp_path):
     look-ahead frames (a pause must not end in sound that the look-ahead already hears)."""
     model = _model()
     path = _export(model, tmp_path / "m.onnx")
-    runner = OnnxStreamingRecognizer(path)
-    shape, audio = runner.shape, _audio(1.0)
+    step = OnnxStep(path)
+    shape, audio = step.shape, _audio(1.0)
     want = model.mfcc(torch.from_numpy(audio))[:, 0].numpy()
-    runner.accept(audio[: shape.samples])
+    out, _ = step(audio[: shape.samples], step.init_state())
     assert shape.frames > shape.chunk * shape.stride  # the model has a look-ahead
-    assert runner._c0.shape == (shape.frames,)
-    assert np.allclose(runner._c0, want[: shape.frames], atol=1e-3)
+    assert out.c0.shape == (shape.frames,)
+    assert np.allclose(out.c0, want[: shape.frames], atol=1e-3)
+    torch_out, _ = TorchStep(model, 100, 80)(audio[: shape.samples], step.init_state())
+    assert np.allclose(torch_out.c0, out.c0, atol=1e-3)  # the same step output from both backends
 
 
 def test_files_of_an_older_version_are_refused_with_a_way_out(tmp_path):
     import onnx
-
-    from speechrnn.export import META_KEY
 
     proto = build_graph(_model(), 100, 80)
     entry = next(p for p in proto.metadata_props if p.key == META_KEY)
     entry.value = json.dumps({**json.loads(entry.value), "version": 1})
     onnx.save(proto, str(tmp_path / "old.onnx"))
     with pytest.raises(SpeechRNNError, match="export it again"):
-        OnnxStreamingRecognizer(tmp_path / "old.onnx")
+        _onnx(tmp_path / "old.onnx")
 
 
 def test_int8_is_smaller_and_close(tmp_path):
@@ -227,14 +259,14 @@ def test_int8_is_smaller_and_close(tmp_path):
     assert read_metadata(int8)["quantized"] is True
     assert fp32.stat().st_size / int8.stat().st_size >= 2.0
     audio = _audio(2.0, seed=4)
-    ref = _feed(OnnxStreamingRecognizer(fp32), audio, _blocks(audio.size, 1600))
-    got = _feed(OnnxStreamingRecognizer(int8), audio, _blocks(audio.size, 1600))
+    ref = _feed(_onnx(fp32), audio, _blocks(audio.size, 1600))
+    got = _feed(_onnx(int8), audio, _blocks(audio.size, 1600))
     assert got.steps == ref.steps
-    assert float((got.label_logits - ref.label_logits).abs().mean()) < 0.1
+    assert float(np.abs(got.label_logits - ref.label_logits).mean()) < 0.1
     eager = quantize_torch(model)
     assert isinstance(eager.encoder.fwd[0], torch.ao.nn.quantized.dynamic.GRU)
-    q = _feed(StreamingRecognizer(eager, 100, 80), audio, _blocks(audio.size, 1600))
-    assert float((q.label_logits - ref.label_logits).abs().mean()) < 0.1
+    q = _feed(_torch(eager, 100, 80), audio, _blocks(audio.size, 1600))
+    assert float(np.abs(q.label_logits - ref.label_logits).mean()) < 0.1
 
 
 def test_export_command(tmp_path, capsys):
@@ -271,9 +303,9 @@ def test_export_command_errors(tmp_path, capsys, args, message):
 
 def test_runner_copies_what_it_keeps(tmp_path):
     model = _model()
-    runner = OnnxStreamingRecognizer(_export(model, tmp_path / "m.onnx"))
+    runner = _onnx(_export(model, tmp_path / "m.onnx"))
     audio = _audio(1.0)
-    ref = _feed(StreamingRecognizer(model, 100, 80), audio, _blocks(audio.size, 500))
+    ref = _feed(_torch(model, 100, 80), audio, _blocks(audio.size, 500))
     block, outs = np.empty(500, np.float32), []
     for pos in range(0, audio.size, 500):  # one buffer reused for every block, as a sound card driver may
         block[:] = audio[pos : pos + 500]
@@ -283,11 +315,11 @@ def test_runner_copies_what_it_keeps(tmp_path):
 
 def test_runner_rejects_bad_inputs(tmp_path, monkeypatch):
     with pytest.raises(SpeechRNNError, match="no such ONNX file"):
-        OnnxStreamingRecognizer(tmp_path / "missing.onnx")
+        _onnx(tmp_path / "missing.onnx")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
     with pytest.raises(SpeechRNNError, match="cannot load"):
-        OnnxStreamingRecognizer(junk)
+        _onnx(junk)
     with pytest.raises(SpeechRNNError, match="not an ONNX file"):
         read_metadata(junk)
     import onnx
@@ -297,16 +329,16 @@ def test_runner_rejects_bad_inputs(tmp_path, monkeypatch):
     del proto.metadata_props[:]
     onnx.save(proto, str(foreign))
     with pytest.raises(SpeechRNNError, match="not a speechrnn"):
-        OnnxStreamingRecognizer(foreign)
+        _onnx(foreign)
     path = _export(_model(), tmp_path / "m.onnx")
-    runner = OnnxStreamingRecognizer(path)
+    runner = _onnx(path)
     with pytest.raises(SpeechRNNError, match="mono"):
         runner.accept(np.zeros((2, 100), np.float32))
     with pytest.raises(SpeechRNNError, match="NaN"):
         runner.accept(np.full(100, np.nan, np.float32))
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     with pytest.raises(SpeechRNNError, match="needs onnxruntime"):
-        OnnxStreamingRecognizer(path)
+        _onnx(path)
 
 
 def test_step_needs_a_chunk():

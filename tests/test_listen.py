@@ -53,16 +53,30 @@ def clip(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory) -> Path:
+    """Two committed sample commands with pauses around them: `yes` ends near 1.5 s, `left` near 3.3 s."""
+    samples = ROOT / "data" / "samples"
+    yes, left = (load_audio(next(samples.glob(f"{word}_*.flac"))) for word in ("yes", "left"))
+    gap = np.zeros(SAMPLE_RATE // 2, np.float32)
+    path = tmp_path_factory.mktemp("audio") / "speech.wav"
+    save_audio(path, np.concatenate([gap, yes, gap, left, gap]))
+    return path
+
+
 # --- the file path -------------------------------------------------------------------------------------
 
 
-def test_listen_input_fast_json_prints_json_lines(model_path, clip, capsys):
-    assert main(["listen", "--model", str(model_path), "--input", str(clip), "--fast", "--json"]) == 0
+def test_listen_input_fast_json_prints_json_lines(speech, capsys):
+    """The shipped model hears both commands of the file, one JSON line each."""
+    assert main(["listen", "--input", str(speech), "--fast", "--json"]) == 0
     captured = capsys.readouterr()
-    for line in captured.out.splitlines():
-        event = json.loads(line)
-        assert set(event) == {"keyword", "time", "score"}
-    assert "done: 2.5 s of audio" in captured.err
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    assert [e["keyword"] for e in events] == ["yes", "left"], events
+    assert all(set(e) == {"keyword", "time", "score"} and 0.5 <= e["score"] <= 1 for e in events)
+    duration = load_audio(speech).size / SAMPLE_RATE
+    assert 0.5 < events[0]["time"] < events[1]["time"] < duration + END_SILENCE_S
+    assert f"done: {duration:.1f} s of audio, 2 detections" in captured.err
 
 
 def test_detections_are_printed_as_json(model_path, clip, capsys):
@@ -77,11 +91,63 @@ def test_detections_are_printed_as_json(model_path, clip, capsys):
     assert not summary.interrupted and summary.overruns == 0
 
 
-def test_readable_output_and_keyword_filter(model_path, clip, capsys):
-    summary = listen(model=model_path, input=clip, fast=True, keywords=["yes"], threshold=0.0)
+def test_readable_output_and_keyword_filter(speech, capsys):
+    summary = listen(input=speech, fast=True, keywords=["left"])
     out = capsys.readouterr().out
-    assert all(d.keyword == "yes" for d in summary.detections)
-    assert out.count(" s  yes") == len(summary.detections)
+    assert [d.keyword for d in summary.detections] == ["left"]  # `yes` is heard, but not wanted
+    assert out.count(" s  left") == 1 and out.count("\n") == 1
+
+
+def test_a_worker_failure_ends_listen_with_a_clear_error(model_path, clip):
+    """An unexpected exception in the worker (here from the source) stops the session, closes the source
+    and reaches the caller as a SpeechRNNError naming it, instead of a hang or a silent end."""
+
+    class Failing(FileSource):
+        reads = 0
+
+        def read(self, timeout):
+            self.reads += 1
+            if self.reads == 5:
+                raise RuntimeError("the sound card caught fire")
+            return super().read(timeout)
+
+    source = Failing(clip, realtime=False)
+    with pytest.raises(SpeechRNNError, match="listening failed: RuntimeError: the sound card caught fire"):
+        listen(model=model_path, source=source, err=io.StringIO())
+    assert source._stop.is_set()  # closed
+
+
+def test_a_read_error_in_the_middle_of_a_file_is_reported(model_path, clip, monkeypatch):
+    """A file that fails after its first blocks (a truncated download, a disk error): the blocks read are
+    heard, then the error reaches the caller with the file's name."""
+    from speechrnn import listen as listen_module
+
+    def broken(path, block_seconds):
+        yield np.zeros(round(block_seconds * SAMPLE_RATE), np.float32)
+        yield np.zeros(round(block_seconds * SAMPLE_RATE), np.float32)
+        raise SpeechRNNError(f"{path}: read error after 0.2 s (the file is truncated)")
+
+    monkeypatch.setattr(listen_module, "read_blocks", broken)
+    err = io.StringIO()
+    with pytest.raises(SpeechRNNError, match=r"clip\.wav: read error after 0\.2 s"):
+        listen(model=model_path, input=clip, fast=True, err=err)
+    assert "file " in err.getvalue()  # the session had started
+
+
+def test_a_missing_portaudio_gives_a_clear_error(model_path, tmp_path, monkeypatch, capsys):
+    """sounddevice raises OSError at import when libportaudio is missing: a message that says what to
+    install, from the microphone, from listen without --input, and from --list-devices; a file still plays."""
+    fake = tmp_path / "fake_sounddevice"
+    fake.mkdir()
+    (fake / "sounddevice.py").write_text('raise OSError("PortAudio library not found")\n')
+    monkeypatch.syspath_prepend(str(fake))
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    with pytest.raises(SpeechRNNError, match="PortAudio library is missing .*install libportaudio2"):
+        Microphone().open()
+    with pytest.raises(SpeechRNNError, match="PortAudio library is missing"):
+        listen(model=model_path, err=io.StringIO())
+    assert main(["listen", "--list-devices"]) == 2
+    assert "install libportaudio2" in capsys.readouterr().err
 
 
 def test_clear_errors(model_path, clip, tmp_path, capsys):
@@ -492,9 +558,11 @@ def test_live_defaults_agree_everywhere(capsys):
     """The CLI (which must not import torch for --help), the library and the export share one setting."""
     import inspect
 
-    from speechrnn import cli, export, listen
+    from speechrnn import cli, export, listen, live
+    from speechrnn.latency import LIVE
     from speechrnn.spotter import SpotterConfig
-    from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS
+
+    LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS = LIVE.chunk_ms, LIVE.lookahead_ms
 
     parser = cli.build_parser()
     with pytest.raises(SystemExit):
@@ -506,7 +574,7 @@ def test_live_defaults_agree_everywhere(capsys):
         args = parser.parse_args(command)
         assert (args.chunk_ms, args.lookahead_ms) == (LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS), command
     assert parser.parse_args(["listen"]).reset_after_silence_ms == listen.RESET_AFTER_SILENCE_MS
-    for fn in (listen.listen, export.export_onnx, export.main_export):
+    for fn in (listen.listen, export.export_onnx, export.main_export, live.spot, live.open_step):
         params = inspect.signature(fn).parameters
         assert (
             params["chunk_ms"].default == LIVE_CHUNK_MS

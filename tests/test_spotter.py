@@ -15,8 +15,9 @@ from speechrnn.checkpoint import save_checkpoint
 from speechrnn.errors import SpeechRNNError
 from speechrnn.features import FeatureConfig, mfcc
 from speechrnn.model import ModelConfig, Recognizer
+from speechrnn.recognizer import StreamingRecognizer, StreamOutput
 from speechrnn.spotter import Detection, KeywordSpotter, SpotterConfig
-from speechrnn.streaming import StreamingRecognizer, StreamOutput
+from speechrnn.streaming import TorchStep
 
 LABELS = ("_silence_", "_unknown_", "yes", "no")
 STEP = 0.02
@@ -24,14 +25,15 @@ STEP = 0.02
 
 def _output(probs: torch.Tensor, start: int = 0) -> StreamOutput:
     n = probs.shape[0]
-    steps = torch.arange(start, start + n)
+    steps = np.arange(start, start + n)
     return StreamOutput(
         start=start,
-        ctc_log_probs=torch.zeros(n, 3),
-        label_logits=probs.clamp_min(1e-12).log().float(),
-        attn_logits=torch.zeros(n),
-        step_logits=torch.zeros(n, len(LABELS)),
-        ready_seconds=(steps + 1).double() * STEP,
+        ctc_log_probs=np.zeros((n, 3), np.float32),
+        label_logits=probs.clamp_min(1e-12).log().float().numpy(),
+        attn_logits=np.zeros(n, np.float32),
+        step_logits=np.zeros((n, len(LABELS)), np.float32),
+        ready_seconds=(steps + 1).astype(np.float64) * STEP,
+        c0=np.zeros(n, np.float32),
         step_seconds=STEP,
     )
 
@@ -146,8 +148,10 @@ def test_same_events_for_any_split_of_the_scores():
         spotter.update(_output(probs[:5], start=3))
 
 
-def test_same_events_for_many_audio_chunk_sizes():
-    """openWakeWord's test_predict_with_different_frame_sizes: the whole live stack, chunked many ways."""
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_same_events_for_many_audio_chunk_sizes(backend, tmp_path):
+    """openWakeWord's test_predict_with_different_frame_sizes: the whole live stack, chunked many ways, over
+    either step backend."""
     torch.manual_seed(3)
     features = FeatureConfig(n_mels=20, n_mfcc=12)
     config = ModelConfig(n_labels=4, n_input=12, hidden=8, layers=2, dropout=0.0, attn_dim=6, window=5)
@@ -159,9 +163,16 @@ def test_same_events_for_many_audio_chunk_sizes():
     with torch.no_grad():
         model.label_head.weight.mul_(20)  # sharpen the random head so that the labels change often
     spot_config = SpotterConfig(threshold=0.4, smooth_ms=60, min_ms=40, refractory_ms=200)
+    step = TorchStep(model, 60.0, 40.0)
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+        from speechrnn.export import export_onnx
+        from speechrnn.onnx_runner import OnnxStep
+
+        step = OnnxStep(export_onnx(model, tmp_path / "m.onnx", chunk_ms=60.0, lookahead_ms=40.0))
 
     def run(block: int) -> list[Detection]:
-        rec, spotter = StreamingRecognizer(model, 60.0, 40.0), KeywordSpotter(LABELS, 0.02, spot_config)
+        rec, spotter = StreamingRecognizer(step), KeywordSpotter(LABELS, 0.02, spot_config)
         events = []
         for pos in range(0, audio.size, block):
             events += spotter.update(rec.accept(audio[pos : pos + block]))

@@ -1,4 +1,8 @@
-"""The streaming recogniser equals the offline chunked pass step for step, whatever the audio chunk sizes."""
+"""The streaming recogniser equals the offline chunked pass step for step, whatever the audio chunk sizes.
+
+These run the recogniser over the PyTorch step; tests/test_export.py runs the same recogniser over the ONNX
+step and compares the two.
+"""
 
 import math
 
@@ -9,16 +13,16 @@ from signals import chirp_audio  # tests/ is on sys.path
 
 from speechrnn.errors import SpeechRNNError
 from speechrnn.features import FeatureConfig
+from speechrnn.latency import LIVE
 from speechrnn.model import ModelConfig, Recognizer
-from speechrnn.streaming import (
+from speechrnn.recognizer import (
     SPEECH_MARGIN_DB,
     PauseTracker,
     StreamingRecognizer,
     StreamOutput,
     hears_speech,
-    latency_steps,
-    offline_outputs,
 )
+from speechrnn.streaming import TorchStep, latency_steps, offline_outputs
 from speechrnn.vocab import BLANK_ID, VOCAB
 
 FEATURES = FeatureConfig(n_mels=20, n_mfcc=12)
@@ -41,6 +45,10 @@ def _model(cell="gru", bidirectional=True, stride=2, window=7, seed=0) -> Recogn
     model = Recognizer(config, ("_silence_", "_unknown_", "yes", "no"), FEATURES).eval()
     model.set_normalization(torch.randn(FEATURES.n_mfcc) * 3, torch.rand(FEATURES.n_mfcc) * 5 + 1)
     return model
+
+
+def _rec(model, chunk_ms=LIVE.chunk_ms, lookahead_ms=LIVE.lookahead_ms, reset_after_silence_ms=None):
+    return StreamingRecognizer(TorchStep(model, chunk_ms, lookahead_ms), reset_after_silence_ms)
 
 
 def _audio(seconds: float, seed: int = 0) -> np.ndarray:
@@ -75,7 +83,7 @@ def _assert_same(got: StreamOutput, ref: StreamOutput) -> None:
     assert got.steps == ref.steps
     for name in ("ctc_log_probs", "label_logits", "attn_logits", "step_logits"):
         torch.testing.assert_close(getattr(got, name), getattr(ref, name), atol=1e-4, rtol=1e-4, msg=name)
-    torch.testing.assert_close(got.ready_seconds, ref.ready_seconds)
+    np.testing.assert_array_equal(got.ready_seconds, ref.ready_seconds)
 
 
 CASES = [
@@ -98,7 +106,7 @@ def test_streaming_equals_offline_for_random_chunk_sizes(cell, bidirectional, st
     audio = _audio(1.3, seed=1)
     ref = offline_outputs(model, audio, chunk_ms, lookahead_ms)
     assert ref.steps == -(-FEATURES.num_frames(audio.size) // stride)
-    rec = StreamingRecognizer(model, chunk_ms, lookahead_ms)
+    rec = _rec(model, chunk_ms, lookahead_ms)
     rng = np.random.default_rng(hash((cell, bidirectional, stride)) % 2**32)
     for _ in range(2):  # the recogniser is reusable after flush
         _assert_same(_stream(rec, audio, _random_chunks(audio.size, rng)), ref)
@@ -108,7 +116,7 @@ def test_frame_by_frame_and_single_samples_equal_offline():
     model = _model("gru", True, 2)
     audio = _audio(0.45, seed=2)
     ref = offline_outputs(model, audio, 40.0, 20.0)
-    rec = StreamingRecognizer(model, 40.0, 20.0)
+    rec = _rec(model, 40.0, 20.0)
     _assert_same(_stream(rec, audio, [FEATURES.hop_length] * (audio.size // FEATURES.hop_length + 1)), ref)
     ones = _stream(rec, audio[:6000], [1] * 6000)
     _assert_same(ones, offline_outputs(model, audio[:6000], 40.0, 20.0))
@@ -116,7 +124,7 @@ def test_frame_by_frame_and_single_samples_equal_offline():
 
 def test_steps_are_released_chunk_by_chunk_after_the_lookahead():
     model = _model("gru", True, 2)
-    rec = StreamingRecognizer(model, chunk_ms=60.0, lookahead_ms=40.0)  # 3-step chunks, 2 steps held back
+    rec = _rec(model, chunk_ms=60.0, lookahead_ms=40.0)  # 3-step chunks, 2 steps held back
     hop, span = FEATURES.hop_length, FEATURES.frame_span
     samples_for = lambda frames: (frames - 1) * hop + span  # noqa: E731
     audio = _audio(1.0)
@@ -133,7 +141,7 @@ def test_steps_are_released_chunk_by_chunk_after_the_lookahead():
 
 def test_short_and_empty_streams():
     model = _model()
-    rec = StreamingRecognizer(model)
+    rec = _rec(model)
     assert rec.accept(np.zeros(0, np.float32)).steps == 0
     assert rec.flush().steps == 0
     tiny = _audio(0.02)  # shorter than one MFCC frame
@@ -146,7 +154,7 @@ def test_short_and_empty_streams():
 def test_reset_starts_a_new_stream():
     model = _model()
     audio = _audio(0.8)
-    rec = StreamingRecognizer(model)
+    rec = _rec(model)
     rec.accept(_audio(0.7, seed=5))
     rec.reset()
     _assert_same(_stream(rec, audio, [1000] * 13), offline_outputs(model, audio))
@@ -154,11 +162,11 @@ def test_reset_starts_a_new_stream():
 
 def test_state_stays_bounded_over_a_long_stream():
     model = _model(window=5)
-    rec = StreamingRecognizer(model, 40.0, 20.0)
+    rec = _rec(model, 40.0, 20.0)
     block = _audio(0.1)
     for _ in range(60):
         rec.accept(block)
-        assert rec._pending.shape[0] < (2 + 1 + 1) * 2 + 2  # under chunk + look-ahead + a step, in frames
+        assert rec._buffer.size < rec.shape.samples  # under one window: chunk and look-ahead
         assert rec._attn_hist.shape == (4,) and rec._label_hist.shape == (4, 4)
 
 
@@ -167,19 +175,19 @@ def test_chunk_and_lookahead_must_be_whole_steps():
     assert latency_steps(model, 120.0, 80.0) == (6, 4)
     assert latency_steps(model, None, 0) == (None, 0)
     with pytest.raises(SpeechRNNError, match="multiple of the model's 20 ms step .*got 50 ms"):
-        StreamingRecognizer(model, chunk_ms=50.0)
+        _rec(model, chunk_ms=50.0)
     with pytest.raises(SpeechRNNError, match="look-ahead .* got 30 ms"):
-        StreamingRecognizer(model, lookahead_ms=30.0)
+        _rec(model, lookahead_ms=30.0)
     with pytest.raises(SpeechRNNError, match="positive multiple"):
-        StreamingRecognizer(model, chunk_ms=0.0)
+        _rec(model, chunk_ms=0.0)
     with pytest.raises(SpeechRNNError, match="bidirectional model streams in chunks"):
-        StreamingRecognizer(model, chunk_ms=None)
-    assert StreamingRecognizer(_model(bidirectional=False), chunk_ms=None).chunk is None
-    assert StreamingRecognizer(_model(stride=1), chunk_ms=10.0, lookahead_ms=30.0).lookahead == 3
+        _rec(model, chunk_ms=None)
+    assert _rec(_model(bidirectional=False), chunk_ms=None).chunk == 1  # every step as soon as it is complete
+    assert _rec(_model(stride=1), chunk_ms=10.0, lookahead_ms=30.0).lookahead == 3
 
 
 def test_bad_audio_is_refused():
-    rec = StreamingRecognizer(_model())
+    rec = _rec(_model())
     with pytest.raises(SpeechRNNError, match="mono"):
         rec.accept(np.zeros((100, 2), np.float32))
     with pytest.raises(SpeechRNNError, match="NaN"):
@@ -190,7 +198,7 @@ def test_full_context_offline_pass_is_ready_at_the_end():
     model = _model()
     audio = _audio(0.5)
     out = offline_outputs(model, audio, chunk_ms=None)
-    assert torch.all(out.ready_seconds == audio.size / 16000)
+    assert np.all(out.ready_seconds == audio.size / 16000)
     assert out.times()[1] == pytest.approx(0.02)
 
 
@@ -270,13 +278,11 @@ def _hearing_nothing(model: Recognizer) -> Recognizer:
 def test_silence_reset_is_independent_of_block_sizes():
     model, audio = _hearing_nothing(_model()), _with_pause()
     rng = np.random.default_rng(3)
-    ref, n_ref = _accept_all(
-        StreamingRecognizer(model, 120, 80, reset_after_silence_ms=300), audio, [audio.size]
-    )
+    ref, n_ref = _accept_all(_rec(model, 120, 80, reset_after_silence_ms=300), audio, [audio.size])
     assert n_ref >= 1
     for _ in range(3):
         got, n = _accept_all(
-            StreamingRecognizer(model, 120, 80, reset_after_silence_ms=300),
+            _rec(model, 120, 80, reset_after_silence_ms=300),
             audio,
             _random_chunks(audio.size, rng),
         )
@@ -292,13 +298,11 @@ def test_silence_reset_empties_the_label_window():
 
     def alone(out: StreamOutput) -> list[int]:
         """Steps past the first window whose pooled label logits are their own step's."""
-        same = torch.isclose(out.label_logits, out.step_logits, atol=1e-5).all(dim=1)
-        return [int(i) for i in torch.nonzero(same[window:]).flatten() + window]
+        same = np.isclose(out.label_logits, out.step_logits, atol=1e-5).all(axis=1)
+        return [int(i) for i in np.flatnonzero(same[window:]) + window]
 
-    reset, n = _accept_all(
-        StreamingRecognizer(model, 120, 80, reset_after_silence_ms=300), audio, [audio.size]
-    )
-    plain, _ = _accept_all(StreamingRecognizer(model, 120, 80), audio, [audio.size])
+    reset, n = _accept_all(_rec(model, 120, 80, reset_after_silence_ms=300), audio, [audio.size])
+    plain, _ = _accept_all(_rec(model, 120, 80), audio, [audio.size])
     steps = alone(reset)
     assert n == 1 and steps and not alone(plain)
     pause = (1.5 / reset.step_seconds, 2.5 / reset.step_seconds)
@@ -311,17 +315,15 @@ def test_silence_reset_forgets_the_state_only_after_a_pause():
     with torch.no_grad():  # a long memory (update gates near 1), so that what the pause forgets still shows
         for rnn in model.encoder.fwd:
             rnn.bias_hh_l0[rnn.hidden_size : 2 * rnn.hidden_size] = 6.0
-    plain, _ = _accept_all(StreamingRecognizer(model, 120, 80), audio, [audio.size])
-    reset, n = _accept_all(
-        StreamingRecognizer(model, 120, 80, reset_after_silence_ms=300), audio, [audio.size]
-    )
+    plain, _ = _accept_all(_rec(model, 120, 80), audio, [audio.size])
+    reset, n = _accept_all(_rec(model, 120, 80, reset_after_silence_ms=300), audio, [audio.size])
     assert n == 1  # one reset, in the pause
     before = int(1.5 / plain.step_seconds) - 10  # steps well before the pause are untouched
     torch.testing.assert_close(reset.ctc_log_probs[:before], plain.ctc_log_probs[:before])
     after = slice(int(2.0 / plain.step_seconds), int(2.7 / plain.step_seconds))  # the pause's end and beyond
-    assert not torch.allclose(reset.ctc_log_probs[after], plain.ctc_log_probs[after])
+    assert not np.allclose(reset.ctc_log_probs[after], plain.ctc_log_probs[after])
     loud = _steady(4.0)
-    _, none = _accept_all(StreamingRecognizer(model, 120, 80, reset_after_silence_ms=300), loud, [loud.size])
+    _, none = _accept_all(_rec(model, 120, 80, reset_after_silence_ms=300), loud, [loud.size])
     assert none == 0
     with pytest.raises(SpeechRNNError, match="positive"):
-        StreamingRecognizer(model, 120, 80, reset_after_silence_ms=0)
+        _rec(model, 120, 80, reset_after_silence_ms=0)
