@@ -383,7 +383,7 @@ def make_app(engine, config: ServeConfig = ServeConfig(), model_name: str = "", 
 
     def too_large(size: int):
         return JSONResponse(
-            {"error": f"expected a file of at most {config.max_upload_mb:g} MB, got {size / 2**20:.1f} MB"},
+            {"error": f"expected a file of at most {config.max_upload_mb:g} MB, got {size / 2**20:.2f} MB"},
             413,
         )
 
@@ -549,7 +549,7 @@ def serve(
     """
     err = err or sys.stderr
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError:
         raise SpeechRNNError("serve needs its web server: pip install 'speechrnn[serve]'") from None
     import torch
@@ -569,7 +569,14 @@ def serve(
     print(f"serve: http://{where}:{port}/ ({name}); Ctrl-C stops", file=err, flush=True)
     if config.host not in LOOPBACK_NAMES:
         print(f"serve: listening on {config.host}: anyone who can reach this machine can use it", file=err)
-    server = uvicorn.Server(
+    make_server(app, config).run(sockets=[sock])
+
+
+def make_server(app, config: ServeConfig):
+    """The uvicorn server for `app`; `.run(sockets=[bind(...)])` serves until `.should_exit` is set."""
+    import uvicorn
+
+    return uvicorn.Server(
         uvicorn.Config(
             app,
             log_level="warning",
@@ -578,4 +585,3 @@ def serve(
             ws_per_message_deflate=False,  # audio does not compress, and inflating is a way to exhaust memory
         )
     )
-    server.run(sockets=[sock])

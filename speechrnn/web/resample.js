@@ -15,21 +15,28 @@ export class Resampler {
     // History starts with `half` zeros so that the first output sample sits at input sample 0.
     this.buffer = new Float32Array(4 * this.half + 4096);
     this.length = this.half;
-    this.position = this.half; // next output's position in `buffer`, in input samples
+    this.count = 0; // output samples made so far
+    this.dropped = 0; // input samples no longer held in `buffer`
   }
 
-  // Takes any number of input samples; returns the output samples they complete.
+  // Takes any number of input samples; returns the output samples they complete. Positions are computed
+  // from the output's index, never accumulated, so that rounding cannot depend on the block sizes.
   process(input) {
     this.append(input);
     const out = [];
-    while (Math.floor(this.position) + this.half < this.length) {
-      out.push(this.sample(this.position));
-      this.position += this.step;
+    for (;;) {
+      const position = this.count * this.step; // in input samples from the start of the stream
+      const whole = Math.floor(position);
+      const base = whole + this.half - this.dropped; // that input sample's index in `buffer`
+      if (base + this.half >= this.length) break;
+      out.push(this.sample(base, position - whole));
+      this.count++;
     }
-    const drop = Math.max(0, Math.floor(this.position) - this.half);
+    const next = Math.floor(this.count * this.step) + this.half - this.dropped;
+    const drop = Math.max(0, next - this.half);
     this.buffer.copyWithin(0, drop, this.length);
     this.length -= drop;
-    this.position -= drop;
+    this.dropped += drop;
     return Float32Array.from(out);
   }
 
@@ -43,9 +50,7 @@ export class Resampler {
     this.length += input.length;
   }
 
-  sample(position) {
-    const base = Math.floor(position);
-    const frac = position - base;
+  sample(base, frac) {
     let sum = 0;
     for (let k = -this.half + 1; k <= this.half; k++) {
       const x = (k - frac) * TABLE_STEPS + this.half * TABLE_STEPS; // kernel index of distance k - frac
