@@ -107,10 +107,11 @@ def test_live_spotter_reports_level_scores_and_takes_new_settings_mid_stream(eng
     spotter.configure(keywords=["seven", "yes"], threshold=0.5)  # ... until the page says otherwise
     rest = spotter.feed(stream[cut:]).detections + spotter.finish().detections
     assert [d.to_dict() for d in rest] == [default[2].to_dict()]
-    strict = LiveSpotter(engine, threshold=0.99)  # the same words, each decided later, once surer
+    strict = LiveSpotter(engine, threshold=0.99)  # the same words, decided no sooner, once surer
     heard = strict.feed(stream).detections + strict.finish().detections
-    later = [(d.keyword, d.time > e.time) for d, e in zip(heard, default, strict=True)]
-    assert later == [("yes", True), ("left", True), ("seven", True)]
+    assert [d.keyword for d in heard] == [d.keyword for d in default]
+    assert all(d.time >= e.time for d, e in zip(heard, default, strict=True))
+    assert any(d.time > e.time for d, e in zip(heard, default, strict=True))
     assert min(d.score for d in heard) >= 0.99
     with pytest.raises(SpeechRNNError, match="not one of the model's labels"):
         spotter.configure(keywords=["banana"])
