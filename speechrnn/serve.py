@@ -21,6 +21,7 @@ session length. Nothing listens beyond 127.0.0.1 unless `--host` says so.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -295,7 +296,7 @@ class ServerStats:
     sessions: int = 0  # live streams accepted in all
     refused: int = 0  # connections closed for a fault or a limit
     audio_s: float = 0.0  # audio heard, all streams
-    compute_s: float = 0.0  # time spent in the engine, all streams
+    compute_s: float = 0.0  # wall time of the engine's calls, all streams (waits for a core included)
     started: float = dataclasses.field(default_factory=time.monotonic)
 
 
@@ -353,6 +354,7 @@ def make_app(engine, config: ServeConfig = ServeConfig(), model_name: str = "", 
                 "streams": len(LiveSpotter._open),
                 "threads": threading.active_count(),
                 "rss_mb": round(rss_mb(), 1),
+                "cpu_s": round(time.process_time(), 2),  # the whole server's, every thread
                 "real_time_factor": stats.compute_s / stats.audio_s if stats.audio_s else 0.0,
             }
         )
@@ -569,7 +571,9 @@ def serve(
     print(f"serve: http://{where}:{port}/ ({name}); Ctrl-C stops", file=err, flush=True)
     if config.host not in LOOPBACK_NAMES:
         print(f"serve: listening on {config.host}: anyone who can reach this machine can use it", file=err)
-    make_server(app, config).run(sockets=[sock])
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn shuts down cleanly, then passes the Ctrl-C on
+        make_server(app, config).run(sockets=[sock])
+    print("serve: stopped", file=err, flush=True)
 
 
 def make_server(app, config: ServeConfig):

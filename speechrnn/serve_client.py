@@ -1,19 +1,24 @@
 """A Python client for `speechrnn serve`'s `/live` WebSocket: streams audio as the page does and collects
-what the server sends back, alone or as a crowd of clients coming and going (`soak`). For checking a server
-without a browser (tests, `scripts/bench_serve.py`).
+what the server sends back, alone or as a crowd of clients coming and going (`soak`); and the server itself
+in a subprocess (`ServerProcess`). For checking a server without a browser (tests, `scripts/bench_serve.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .errors import SpeechRNNError
 
 BLOCK_SAMPLES = SAMPLE_RATE // 10  # what the page sends: 100 ms
 
@@ -169,3 +174,53 @@ def soak(
     quarter = max(1, len(rss) // 4)
     growth = float(np.median(rss[-quarter:]) - np.median(rss[quarter : 2 * quarter] or rss[:quarter]))
     return {**counts, "growth_mb": round(growth, 1), "times_s": times, "rss_mb": rss}
+
+
+class ServerProcess:
+    """`python -m speechrnn serve --port 0 ARGS...` in a subprocess, as users run it; a context manager.
+
+    `url` is its `http://127.0.0.1:PORT`, `ws` its `/live`, and `log` what it wrote after the address.
+    """
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "speechrnn", "serve", "--port", "0", *args],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        line = self.proc.stderr.readline()  # the first line says where it listens
+        if not line.startswith("serve: http://"):
+            self.proc.kill()
+            raise SpeechRNNError(f"expected the server's address, got {line!r}{self.proc.stderr.read()}")
+        self.url = line.split()[1].rstrip("/")
+        self.ws = self.url.replace("http://", "ws://") + "/live"
+        self.log: list[str] = []
+        threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return json.loads(response.read())
+
+    def stats(self) -> dict:
+        return self.get("/stats")
+
+    def wait_idle(self, timeout: float = 30.0) -> dict:
+        """`/stats` once every live stream is closed and released (or `timeout` passed)."""
+        end = time.monotonic() + timeout
+        while True:
+            stats = self.stats()
+            if (stats["connections"], stats["streams"]) == (0, 0) or time.monotonic() > end:
+                return stats
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        """Stop it as Ctrl-C would; returns its exit status."""
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout=10)
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.stop()

@@ -11,8 +11,6 @@ import contextlib
 import io
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -39,7 +37,7 @@ from speechrnn.serve import (
     make_server,
     origin_allowed,
 )
-from speechrnn.serve_client import soak, stream_audio
+from speechrnn.serve_client import ServerProcess, soak, stream_audio
 
 pytest.importorskip("websockets", reason="the server's libraries: pip install -e '.[serve]'")
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
@@ -119,6 +117,21 @@ def test_live_spotter_reports_level_scores_and_takes_new_settings_mid_stream(eng
         LiveSpotter(engine, threshold=1.5)
 
 
+@pytest.mark.slow
+def test_live_spotter_runs_an_exported_onnx_step_alike(engine, stream, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from speechrnn.export import export_onnx
+
+    path = export_onnx(engine, tmp_path / "step.onnx")
+    runs = []
+    for backend in (engine, LiveSpotter.load(onnx=path)):
+        spotter = LiveSpotter(backend)
+        runs.append([d.to_dict() for d in spotter.feed(stream).detections + spotter.finish().detections])
+    assert runs[1] == runs[0] and [d["keyword"] for d in runs[0]] == ["yes", "left", "seven"]
+    with pytest.raises(SpeechRNNError, match="no such ONNX file"):
+        LiveSpotter.load(onnx=tmp_path / "missing.onnx")
+
+
 def test_origin_must_be_the_servers_own():
     assert origin_allowed("http://127.0.0.1:8000", "127.0.0.1:8000", "127.0.0.1")
     assert origin_allowed("http://localhost:8000", "localhost:8000", "127.0.0.1")
@@ -133,51 +146,11 @@ def test_origin_must_be_the_servers_own():
 # --- the server as users run it --------------------------------------------------------------------------
 
 
-class Server:
-    """`python -m speechrnn serve --port 0` in a subprocess."""
-
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "speechrnn", "serve", "--port", "0", *args],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stderr.readline()  # the first line says where it listens
-        if not line.startswith("serve: http://"):
-            self.proc.kill()
-            raise AssertionError(f"expected the server's address, got {line!r}{self.proc.stderr.read()}")
-        self.url = line.split()[1].rstrip("/")
-        self.ws = self.url.replace("http://", "ws://") + "/live"
-        self.log: list[str] = []
-        threading.Thread(target=lambda: self.log.extend(self.proc.stderr), daemon=True).start()
-
-    def get(self, path: str) -> dict:
-        with urllib.request.urlopen(self.url + path, timeout=30) as response:
-            return json.loads(response.read())
-
-    def stats(self) -> dict:
-        return self.get("/stats")
-
-    def wait_idle(self, timeout: float = 30.0) -> dict:
-        """Stats once every stream is closed and released (the leak check)."""
-        end = time.monotonic() + timeout
-        while True:
-            stats = self.stats()
-            if (stats["connections"], stats["streams"]) == (0, 0) or time.monotonic() > end:
-                return stats
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server():
-    s = Server("--max-connections", "12")
-    yield s
-    s.stop()
-    assert s.proc.returncode in (0, -15), "".join(s.log)
+    with ServerProcess("--max-connections", "12") as s:
+        yield s
+        assert s.stop() == 0, "".join(s.log)  # Ctrl-C ends it cleanly
 
 
 def test_eight_clients_at_real_time_all_get_their_detections(server, engine, stream):
