@@ -26,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -300,15 +301,14 @@ class ServerStats:
     started: float = dataclasses.field(default_factory=time.monotonic)
 
 
-def make_app(engine, config: ServeConfig = ServeConfig(), model_name: str = "", transcriber=None):
+def make_app(engine, transcriber, config: ServeConfig = ServeConfig(), model_name: str = ""):
     """The Starlette application: the page, `/info`, `/stats`, `/transcribe` and the `/live` WebSocket.
 
     Args:
-        engine: `LiveSpotter.load`'s result.
+        engine: `LiveSpotter.load`'s result, for the live streams.
+        transcriber: the `Recognizer` that uploads are transcribed with.
         config: limits and the bind address (for the Origin and Host checks).
         model_name: what the page says it is running.
-        transcriber: the `Recognizer` uploads are transcribed with (None: the shipped model, loaded on the
-            first upload).
     """
     import anyio
     from starlette.applications import Starlette
@@ -323,7 +323,6 @@ def make_app(engine, config: ServeConfig = ServeConfig(), model_name: str = "", 
     stats = ServerStats()
     workers = anyio.CapacityLimiter(config.max_connections)  # a thread for every stream that may be open
     uploads = anyio.CapacityLimiter(1)  # one transcription at a time leaves the cores to the live streams
-    recognizer = {"model": transcriber}
     info = {
         "model": model_name,
         "labels": list(probe.labels),
@@ -364,9 +363,10 @@ def make_app(engine, config: ServeConfig = ServeConfig(), model_name: str = "", 
         declared = int(request.headers.get("content-length") or 0)
         if declared > limit:
             return too_large(declared)
-        name = Path(request.query_params.get("name", "upload.wav")).name
+        name = Path(request.query_params.get("name", "")).name or "upload.wav"
+        safe = re.sub(r"[^\w.-]", "_", name).lstrip(".") or "upload.wav"  # kept for its suffix, nothing else
         with tempfile.TemporaryDirectory(prefix="speechrnn-serve-") as tmp:
-            path = Path(tmp) / (name or "upload.wav")
+            path = Path(tmp) / safe
             size = 0
             with open(path, "wb") as f:
                 async for chunk in request.stream():
@@ -390,12 +390,9 @@ def make_app(engine, config: ServeConfig = ServeConfig(), model_name: str = "", 
         )
 
     def transcribe_file(path: Path):
-        from .checkpoint import load_model
         from .transcribe import transcribe
 
-        if recognizer["model"] is None:
-            recognizer["model"] = load_model()
-        return transcribe(path, model=recognizer["model"])
+        return transcribe(path, model=transcriber)
 
     async def live(websocket):
         origin = websocket.headers.get("origin")
@@ -566,7 +563,7 @@ def serve(
     name = os.fspath(onnx if onnx is not None else model or "the shipped model")
     sock = bind(config.host, config.port)
     port = sock.getsockname()[1]
-    app = make_app(engine, config, model_name=Path(name).name, transcriber=transcriber)
+    app = make_app(engine, transcriber, config, model_name=Path(name).name)
     where = f"[{config.host}]" if ":" in config.host else config.host
     print(f"serve: http://{where}:{port}/ ({name}); Ctrl-C stops", file=err, flush=True)
     if config.host not in LOOPBACK_NAMES:
