@@ -153,6 +153,7 @@ def server():
         assert s.stop() == 0, "".join(s.log)  # Ctrl-C ends it cleanly
 
 
+@pytest.mark.slow
 def test_eight_clients_at_real_time_all_get_their_detections(server, engine, stream):
     alone = LiveSpotter(engine)  # what the engine hears in the stream, in this process
     expected = [d.to_dict() for d in alone.feed(stream).detections + alone.finish().detections]
@@ -237,6 +238,7 @@ def test_a_faulty_client_gets_a_clear_error_and_is_dropped(server, messages, cod
     assert said[:60] in reason or reason.endswith("...")
 
 
+@pytest.mark.slow
 def test_faulty_clients_do_not_disturb_the_others(server, stream):
     """Faults of every kind, and a client leaving mid-word, while one client streams: it hears every word."""
     results = {}
@@ -290,6 +292,7 @@ def post(url: str, data: bytes) -> dict:
         return json.loads(response.read())
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_under_a_short_soak(server, stream):
     """About 20 s of clients coming and going, faulty or not: memory and streams return to where they were.
     `scripts/bench_serve.py` runs the same for ten minutes."""
@@ -319,6 +322,7 @@ def tight(engine):
     thread.join(timeout=10)
 
 
+@pytest.mark.slow
 def test_limits_connections_idle_time_session_length_and_upload_size(tight):
     url = f"ws://{tight}/live"
     with connect(url) as a, connect(url) as b:
@@ -383,6 +387,7 @@ def browser(mic_wav):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_the_page_shows_the_spoken_keyword_and_a_dropped_files_transcript(browser, server):
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors = []
