@@ -114,6 +114,7 @@ async function start() {
   };
   socket.onclose = (event) => {
     stopCapture();
+    $("level").style.width = "0";
     const reason = event.reason && event.code !== 1000 ? `: ${event.reason}` : "";
     setStatus(`not listening${reason}`, event.code === 1000 || event.code === 1005 ? "idle" : "error");
     if (event.code === 1006) showMessage("The connection to the server was lost.");
