@@ -2,10 +2,11 @@
 // the threshold dashed, each detection marked where it was decided.
 
 const FLOOR = 0.05; // keywords that never reach this in the window are not drawn
-const PALETTE = ["#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#dc2626", "#0891b2", "#65a30d", "#9333ea", "#ea580c"];
+const GOLDEN_ANGLE = 137.508; // degrees: consecutive keywords get hues far apart, and no two of 35 the same
 
 export function colourOf(keyword, keywords) {
-  return PALETTE[Math.max(0, keywords.indexOf(keyword)) % PALETTE.length];
+  const hue = (Math.max(0, keywords.indexOf(keyword)) * GOLDEN_ANGLE + 220) % 360;
+  return `hsl(${hue.toFixed(0)} 70% 42%)`;
 }
 
 export class ScorePlot {
