@@ -558,11 +558,15 @@ def serve(
     if onnx is not None and model is not None:
         raise SpeechRNNError("give a checkpoint (--model) or an exported ONNX step (--onnx), not both")
     torch.set_num_threads(1)  # many small streams at once: threads of their own beat a shared pool
-    engine = LiveSpotter.load(model=model, onnx=onnx)
-    transcriber = engine if onnx is None else load_model(model)
-    name = os.fspath(onnx if onnx is not None else model or "the shipped model")
-    sock = bind(config.host, config.port)
+    sock = bind(config.host, config.port)  # a port in use is said before the model loads
     port = sock.getsockname()[1]
+    try:
+        engine = LiveSpotter.load(model=model, onnx=onnx)
+        transcriber = engine if onnx is None else load_model(model)
+    except BaseException:
+        sock.close()
+        raise
+    name = os.fspath(onnx if onnx is not None else model or "the shipped model")
     app = make_app(engine, transcriber, config, model_name=Path(name).name)
     where = f"[{config.host}]" if ":" in config.host else config.host
     print(f"serve: http://{where}:{port}/ ({name}); Ctrl-C stops", file=err, flush=True)

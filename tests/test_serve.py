@@ -143,6 +143,21 @@ def test_origin_must_be_the_servers_own():
     assert origin_allowed("http://box.lan:8000", "box.lan:8000", "0.0.0.0")  # told to serve everyone
 
 
+def test_serve_says_why_it_cannot_start(tmp_path, capsys):
+    import socket
+
+    from speechrnn.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    assert f"expected to listen on 127.0.0.1:{port}, got Address already in use" in capsys.readouterr().err
+    assert main(["serve", "--port", "0", "--model", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt: no such checkpoint file" in capsys.readouterr().err
+
+
 # --- the server as users run it --------------------------------------------------------------------------
 
 
