@@ -44,12 +44,12 @@ import torch
 from speechrnn import noise as noise_gen
 from speechrnn.audio import SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import default_model_path, load_model
+from speechrnn.corpus import BACKGROUND_DIR, SENTENCE
 from speechrnn.listen import RESET_AFTER_SILENCE_MS
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
 from speechrnn.streaming import LIVE_LOOKAHEAD_MS, StreamingRecognizer, StreamOutput
-from speechrnn.synth import SENTENCE_LABEL
-from speechrnn.words import BACKGROUND_DIR, KWS12_WORDS, SILENCE, UNKNOWN
+from speechrnn.words import KWS12_WORDS, SILENCE, UNKNOWN
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- streaming:start -->", "<!-- streaming:end -->"
@@ -220,7 +220,7 @@ class NoiseBed(NamedTuple):
 
 def noise_bed(data: Path, records: list[dict]) -> NoiseBed:
     """`held_out_noises` of the split's sentences, end to end."""
-    speech = [data / r["path"] for r in records if r.get("label") == SENTENCE_LABEL]
+    speech = [data / r["path"] for r in records if r.get("label") == SENTENCE]
     noises = held_out_noises(data, speech)
     ends = np.cumsum([x.size for x in noises.values()])
     return NoiseBed(np.concatenate(list(noises.values())), tuple(noises), ends)

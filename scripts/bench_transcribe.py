@@ -363,12 +363,12 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the transcribe section of BENCHMARKS.md (or add it), leaving the other sections alone."""
+def write_section(path: Path, section: str, marks: tuple[str, str] = (MARK_START, MARK_END)) -> None:
+    """Replace a section of BENCHMARKS.md between `marks` (or add it), leaving the other sections alone."""
     text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    if MARK_START in text and MARK_END in text:
-        before, rest = text.split(MARK_START, 1)
-        after = rest.split(MARK_END, 1)[1]
+    if marks[0] in text and marks[1] in text:
+        before, rest = text.split(marks[0], 1)
+        after = rest.split(marks[1], 1)[1]
         text = before + section + after
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"

@@ -55,8 +55,8 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def pack(root: str | os.PathLike, out: str | os.PathLike, *, with_test: bool = False, level: float = LEVEL,
          jobs: int | None = None) -> dict:  # fmt: skip
     """Write the bundle of corpus `root` to `out` (a .tgz); returns counts and sizes."""
-    from speechrnn.speechcommands import META_FILE, TESTING_LIST, VALIDATION_LIST, _read_meta
-    from speechrnn.synth import META_DIR
+    from speechrnn.corpus import META_DIR, META_FILE, TESTING_LIST, VALIDATION_LIST
+    from speechrnn.speechcommands import _read_meta
 
     root = Path(root)
     if not (root / VALIDATION_LIST).exists():

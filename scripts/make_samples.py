@@ -15,8 +15,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from speechrnn.speechcommands import META_FILE, PHRASE, _read_meta
-from speechrnn.synth import META_DIR
+from speechrnn.corpus import META_DIR, META_FILE, PHRASE
+from speechrnn.speechcommands import _read_meta
 from speechrnn.voices import split_of_base
 
 # (label or PHRASE, base voice prefix): the first such clip (by path) of the corpus is taken; a word the

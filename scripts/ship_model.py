@@ -6,7 +6,10 @@ evaluates it on the held-out-voice test split at full context and in streaming m
 `speechrnn/assets/model.pt` and `speechrnn/assets/MODEL_CARD.md`.
 
     python scripts/ship_model.py --ckpt runs/default/model.pt --data data/synth-default \
-        --command "scripts/train_default.sh" [--note "trained on ..."]
+        --command "scripts/train_default.sh" [--note "trained on ..."] [--lineage steps.md]
+
+A fine-tune's card says how the model was made from the first step on: copy the shipped card's "How it was
+made" section to a file, add the new step's commands, and pass it as `--lineage`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from pathlib import Path
 import torch
 
 from speechrnn.checkpoint import default_model_path, model_from_checkpoint, read_checkpoint, save_checkpoint
+from speechrnn.corpus import META_DIR
 from speechrnn.evaluate import evaluate_model
 from speechrnn.speechcommands import SpeechCommandsDataset
 from speechrnn.streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, latency_steps
-from speechrnn.synth import META_DIR
 from speechrnn.system import usable_cores
 
 ENGINE_NAMES = {
@@ -41,6 +44,9 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the corpus it was trained on (its test split is scored)")
     ap.add_argument("--command", default="scripts/train_default.sh", help="how it was trained, for the card")
     ap.add_argument("--note", default="", help="free text for the card (hardware, caveats)")
+    ap.add_argument(
+        "--lineage", help="Markdown file: the model's steps as commands, the card's 'How it was made'"
+    )
     ap.add_argument("--chunk-ms", type=float, default=LIVE_CHUNK_MS)
     ap.add_argument("--lookahead-ms", type=float, default=LIVE_LOOKAHEAD_MS)
     ap.add_argument("--out", default=str(default_model_path()))
@@ -71,6 +77,14 @@ def main() -> None:
     slim = {"config": train.get("config"), "progress": {k: v for k, v in train.get("progress", {}).items()}}
     save_checkpoint(args.out, model, train=slim, info=info)
     size_mb = Path(args.out).stat().st_size / 1e6
+    card = Path(args.out).with_name("MODEL_CARD.md")
+    card.write_text(model_card(model, args, info, full, stream, size_mb))
+    print(json.dumps(info, indent=1))
+    print(f"wrote {args.out} ({size_mb:.1f} MB) and {card}")
+
+
+def model_card(model, args: argparse.Namespace, info: dict, full: dict, stream: dict, size_mb: float) -> str:
+    """The Markdown of MODEL_CARD.md: the model, how it was made, its held-out figures, limits and licences."""
     build = Path(args.data) / META_DIR / "build.json"
     used = json.loads(build.read_text())["engines"] if build.is_file() else []
     engines = ", ".join(ENGINE_NAMES.get(e, e) for e in used) or "engines not recorded"
@@ -82,10 +96,11 @@ def main() -> None:
         if bound
         else ""
     )
+    lineage = Path(args.lineage).read_text().strip() + "\n\n" if args.lineage else ""
+    if lineage and not lineage.startswith("## How it was made"):
+        lineage = "## How it was made\n" + lineage
     cfg = model.config
-    card = Path(args.out).with_name("MODEL_CARD.md")
-    card.write_text(
-        f"""# Default speechrnn model
+    return f"""# Default speechrnn model
 
 | | |
 |---|---|
@@ -97,7 +112,7 @@ def main() -> None:
 | training command | `{args.command}` |
 | training time | {info["training_seconds"] or 0:.0f} s, {info["epochs"]} epochs ({args.note}) |
 
-## Held-out-voice test split (voices never heard in training)
+{lineage}## Held-out-voice test split (voices never heard in training)
 | mode | accuracy | phrase WER (greedy CTC) |
 |---|---|---|
 | full context | {full["accuracy"]:.2%} on {full["n"]} clips | {full.get("wer", float("nan")):.2%} on {full.get("n_phrases", 0)} phrases |
@@ -112,9 +127,6 @@ noise and channels. Accuracy on unseen *synthetic* voices is what the table meas
 and microphones are harder and will score lower. Retrain on your own recordings (`speechrnn train`) for
 anything that matters.
 {licence}"""
-    )
-    print(json.dumps(info, indent=1))
-    print(f"wrote {args.out} ({size_mb:.1f} MB) and {card}")
 
 
 if __name__ == "__main__":

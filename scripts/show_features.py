@@ -19,10 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from speechrnn.audio import SAMPLE_RATE, list_audio_files, load_audio  # noqa: E402
+from speechrnn.corpus import PHRASES_DIR  # noqa: E402
 from speechrnn.errors import SpeechRNNError  # noqa: E402
 from speechrnn.features import FeatureConfig, mfcc  # noqa: E402
-
-PHRASES_DIR = "_phrases_"
 
 
 def pick_clips(paths: list[Path], count: int) -> list[Path]:

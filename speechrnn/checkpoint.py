@@ -18,7 +18,7 @@ import torch
 from .errors import SpeechRNNError
 from .features import FeatureConfig
 from .model import ModelConfig, Recognizer
-from .text import VOCAB
+from .vocab import VOCAB
 
 FORMAT = "speechrnn-checkpoint"
 VERSION = 1

@@ -15,8 +15,11 @@ the speech starts and stops.
 Word score: the geometric mean, over the word's letters, of each letter's best posterior among its steps.
 A lexicon word forced onto audio that spells something else has letters the model did not hear, so its score
 is low; words scoring under `min_word_score` are reported as `UNK_WORD`, which lets speech outside the lexicon
-through instead of forcing every sound into a command. (Spelling such words with the unconstrained path
-instead would be guesswork: the CTC head learnt to spell only its training words.) Flashlight lets a word's
+through instead of forcing every sound into a command.
+
+Filler words (`filler_words`: English's most frequent words) compete with the lexicon in the search, so that
+"wait for me" is spelled as the three words it is rather than forced into "four"; they are searched but
+reported as `UNK_WORD` (`beam_search(report=...)`), a run of them as one. Flashlight lets a word's
 final doubled letter ("off", "three") ride on the single letter before it, where CTC needs a blank between
 the two; such a letter scores its best posterior anywhere else in the word, usually near zero.
 """
@@ -34,9 +37,15 @@ import numpy as np
 import torch
 
 from .errors import SpeechRNNError
-from .text import BLANK_ID, CHARS, SPACE_ID, VOCAB, spellable
+from .vocab import BLANK_ID, CHARS, SPACE_ID, VOCAB, spellable
 
 UNK_WORD = "<unk>"  # a stretch of speech that is no word of the lexicon (or too unsure to name)
+FILLER_WORDS = 10000  # default size of the filler lexicon: English's most frequent words (wordfreq)
+# The filler list's words of one or two letters that are words (its others are abbreviations and letters,
+# which would let the search cut any word into pieces).
+SHORT_WORDS = frozenset(
+    "a i am an as at be by do go he if in is it me my no of oh ok on or so to up us we".split()  # noqa: SIM905
+)
 _FLASHLIGHT_TOKENS = ("-", *CHARS[:-1], "|")  # VOCAB order; flashlight's spelling of blank and silence
 
 
@@ -177,6 +186,24 @@ def make_lexicon(words: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+@functools.lru_cache(maxsize=4)
+def filler_words(count: int = FILLER_WORDS, exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """English's `count` most frequent spellable words (wordfreq's list), less `exclude`, sorted.
+
+    They are the competitors of the lexicon's words in the beam search: speech that is some other word is
+    spelled as that word instead of being forced into the nearest command.
+    """
+    if count <= 0:
+        return ()
+    from wordfreq import top_n_list
+
+    banned = set(exclude)
+    listed = top_n_list("en", count)
+    return tuple(
+        sorted({w for w in listed if spellable(w) and w not in banned and (len(w) > 2 or w in SHORT_WORDS)})
+    )
+
+
 @functools.lru_cache(maxsize=8)
 def _flashlight_decoder(
     lexicon: tuple[str, ...], beam: int, beam_threshold: float, word_score: float, sil_score: float
@@ -246,6 +273,7 @@ def beam_search(
     step_seconds: float = 0.02,
     offset: int = 0,
     energy: np.ndarray | None = None,
+    report: frozenset[str] | None = None,
 ) -> tuple[Word, ...]:
     """Lexicon-constrained CTC beam search of one sequence.
 
@@ -257,6 +285,8 @@ def beam_search(
         offset: absolute step index of the first row (for segments of a longer stream).
         energy: `(steps,)` audio energy of each step in dB (`step_energy`), to snap word edges to where the
             speech starts and stops (see `snap_spans`); None keeps the CTC path's edges.
+        report: the lexicon words to name; the others (fillers) are searched but reported as `UNK_WORD`,
+            consecutive ones as one. None names every word.
 
     Returns:
         The words in order, with times in seconds from step 0 of the stream.
@@ -295,15 +325,14 @@ def beam_search(
     spans = [(start, end) for _, start, end, _ in found]
     if energy is not None and found:
         spans = snap_spans(spans, np.asarray(energy, dtype=np.float64)[:steps], options)
-    words = [
-        Word(
-            word if score >= options.min_word_score else UNK_WORD,
-            (offset + a) * step_seconds,
-            (offset + b) * step_seconds,
-            score,
-        )
-        for (word, _, _, score), (a, b) in zip(found, spans, strict=True)
-    ]
+    words: list[Word] = []
+    for (word, _, _, score), (a, b) in zip(found, spans, strict=True):
+        named = score >= options.min_word_score and (report is None or word in report)
+        start, end = (offset + a) * step_seconds, (offset + b) * step_seconds
+        if not named and report is not None and words and words[-1].word == UNK_WORD:
+            words[-1] = Word(UNK_WORD, words[-1].start, end, min(words[-1].score, score))
+        else:
+            words.append(Word(word if named else UNK_WORD, start, end, score))
     return tuple(words)
 
 
@@ -395,6 +424,7 @@ def decode_stream(
     step_seconds: float = 0.02,
     segment_steps: int = 1500,
     min_gap: int = 15,
+    report: frozenset[str] | None = None,
 ) -> Iterator[Word]:
     """Beam search over a stream of any length in bounded memory: words as soon as their segment is done.
 
@@ -409,6 +439,7 @@ def decode_stream(
         step_seconds: duration of one step.
         segment_steps: most steps decoded at once (at least 2).
         min_gap: steps of blank or space that make a pause where the stream may be cut.
+        report: as `beam_search`.
 
     Yields:
         The words in order, times in seconds from the start of the stream.
@@ -432,10 +463,10 @@ def decode_stream(
             en = np.concatenate(held_energy) if held_energy else None
             cut = silence_cut(lp[:segment_steps], min_gap)
             yield from beam_search(
-                lp[:cut], lexicon, options, step_seconds, offset, None if en is None else en[:cut]
+                lp[:cut], lexicon, options, step_seconds, offset, None if en is None else en[:cut], report
             )
             held_lp, held, offset = [lp[cut:]], held - cut, offset + cut
             held_energy = None if en is None else [en[cut:]]
     if held:
         en = np.concatenate(held_energy) if held_energy else None
-        yield from beam_search(torch.cat(held_lp), lexicon, options, step_seconds, offset, en)
+        yield from beam_search(torch.cat(held_lp), lexicon, options, step_seconds, offset, en, report)

@@ -22,7 +22,7 @@ from .errors import SpeechRNNError
 from .model import Recognizer
 from .speechcommands import SpeechCommandsDataset, collate
 from .streaming import latency_steps
-from .streams import IGNORE, windowed_targets
+from .train_streams import IGNORE, windowed_targets
 
 
 @torch.no_grad()

@@ -61,7 +61,7 @@ from torch import nn
 from .errors import SpeechRNNError
 from .model import Recognizer
 from .streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, latency_steps, step_ms
-from .text import VOCAB
+from .vocab import VOCAB
 
 FORMAT = "speechrnn-onnx-step"
 VERSION = 3  # 2: adds the c0 output (the live pause reset reads it); 3: c0 covers the look-ahead frames too

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .features import MFCC, FeatureConfig, frame_lengths
-from .text import VOCAB
+from .vocab import VOCAB
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 

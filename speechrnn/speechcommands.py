@@ -1,14 +1,6 @@
 """The Google Speech Commands corpus: its folders, the benchmark tasks, and a deterministic torch Dataset.
 
-Layout (v0.01, v0.02, and the corpora `speechrnn synth` builds):
-
-    <root>/<word>/<speaker>_nohash_<n>.wav     1 s clips; word folders are those not starting with `_`
-    <root>/validation_list.txt, testing_list.txt   relative paths; everything else is training
-    <root>/_background_noise_/*.wav            long noise recordings
-    <root>/_unknown_/*.wav                     synthetic only: other words, for the `_unknown_` class
-    <root>/_phrases_/*.wav                     synthetic only: 2-4 command words in a row (for CTC)
-    <root>/_sentences_/*.wav                   synthetic only: speech without command words
-    <root>/_meta_/clips.jsonl                  synthetic only: transcript, speaker and word times per clip
+The layout (v0.01, v0.02, and the corpora `speechrnn synth` builds) is described in `corpus`.
 
 Class proportions follow TensorFlow's `speech_commands/input_data.py`: besides the task's word clips, each
 split gets `_silence_` items (10 % of the word-clip count; crops of background noise at random levels,
@@ -27,30 +19,37 @@ import posixpath
 import tarfile
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .audio import SAMPLE_RATE, load_audio
+from .audio import load_audio
 from .augment import AugmentConfig, augment, coloured_noise, noise_crop, noise_recordings
+from .corpus import (
+    BACKGROUND_DIR,
+    CLIP_SAMPLES,
+    META_FILE,
+    PHRASE,
+    PHRASES_DIR,
+    SENTENCE,
+    SENTENCES_DIR,
+    TESTING_LIST,
+    UNKNOWN_DIR,
+    UTTERANCE,
+    UTTERANCES_DIR,
+    VALIDATION_LIST,
+    Clip,
+    WordSpan,
+)
 from .errors import SpeechRNNError
-from .text import encode, normalize_text
-from .words import BACKGROUND_DIR, KWS12_WORDS, SILENCE, UNKNOWN
+from .vocab import encode, normalize_text
+from .words import KWS12_WORDS, SILENCE, UNKNOWN
 
 SPLITS = ("train", "validation", "test")
 TASKS = ("all", "12")
-UNKNOWN_DIR = "_unknown_"  # synthetic corpora: clips of other words
-PHRASES_DIR = "_phrases_"  # synthetic corpora: several command words in a row
-SENTENCES_DIR = "_sentences_"  # synthetic corpora: speech without command words
-META_FILE = "_meta_/clips.jsonl"  # synthetic corpora: one JSON object per clip
-VALIDATION_LIST = "validation_list.txt"
-TESTING_LIST = "testing_list.txt"
-PHRASE = "_phrase_"  # label of a phrase clip (and the class-count key of items without a class)
-SENTENCE = "_sentence_"  # label of a sentence clip
-CLIP_SAMPLES = SAMPLE_RATE  # word clips shorter than 1 s are zero-padded to it, as TensorFlow does
 NO_LABEL = -1  # Example.label of items without a classification target
 _SPLIT_NAMES = {
     "train": "train", "training": "train",
@@ -59,32 +58,6 @@ _SPLIT_NAMES = {
 }  # fmt: skip
 _VERSIONS = {"v0.01": "speech_commands_v0.01", "v0.02": "speech_commands_v0.02"}
 _ITEM_STREAM, _SELECTION_STREAM = 0, 1  # third word of the seed: item randomness vs the unknown draw
-
-
-@dataclass(frozen=True)
-class WordSpan:
-    """Where one word of a clip's transcript is spoken."""
-
-    word: str  # the word as written in the transcript
-    start: float  # seconds from the start of the clip
-    end: float  # seconds from the start of the clip
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One audio file of the corpus and what is known about it."""
-
-    path: str  # absolute path of the WAV file
-    rel: str  # path relative to the corpus root, as the split lists write it
-    label: str  # its word folder, or UNKNOWN, PHRASE, SENTENCE
-    text: str  # normalised transcript for the CTC head; '' when not known
-    speaker: str  # speaker id (from clips.jsonl, else the file name before `_nohash_`; '' if neither)
-    words: tuple[WordSpan, ...] = ()  # word timings where clips.jsonl gives them
-
-    @property
-    def has_text(self) -> bool:
-        """True when the transcript is known."""
-        return bool(self.text)
 
 
 @dataclass(frozen=True)
@@ -97,6 +70,7 @@ class Corpus:
     phrases: dict[str, tuple[Clip, ...]]  # split -> `_phrases_/` clips
     sentences: dict[str, tuple[Clip, ...]]  # split -> `_sentences_/` clips
     background: tuple[str, ...]  # absolute paths of the `_background_noise_` recordings
+    utterances: dict[str, tuple[Clip, ...]] = field(default_factory=dict)  # split -> `_utterances_/` clips
 
 
 def split_name(split: str) -> str:
@@ -204,7 +178,7 @@ def scan_corpus(root: str | os.PathLike) -> Corpus:
             f"{root}: expected word folders holding clips (<root>/<word>/*.wav), found none"
             f" (folders: {', '.join(folders[:10]) or 'none'})"
         )
-    for special in (UNKNOWN_DIR, PHRASES_DIR, SENTENCES_DIR):
+    for special in (UNKNOWN_DIR, PHRASES_DIR, SENTENCES_DIR, UTTERANCES_DIR):
         if (root / special).is_dir():
             files[special] = _wav_files(root / special)
     all_rel = {f"{folder}/{name}" for folder, names in files.items() for name in names}
@@ -218,24 +192,24 @@ def scan_corpus(root: str | os.PathLike) -> Corpus:
         )
     meta_path = root / META_FILE
     meta = _read_meta(meta_path)
-    kinds = {UNKNOWN_DIR: UNKNOWN, PHRASES_DIR: PHRASE, SENTENCES_DIR: SENTENCE}
+    kinds = {UNKNOWN_DIR: UNKNOWN, PHRASES_DIR: PHRASE, SENTENCES_DIR: SENTENCE, UTTERANCES_DIR: UTTERANCE}
     out: dict[str, dict[str, list[Clip]]] = {
-        k: {s: [] for s in SPLITS} for k in ("clips", "phrases", "sentences")
+        k: {s: [] for s in SPLITS} for k in ("clips", "phrases", "sentences", "utterances")
     }
     for folder, names in files.items():
         label = kinds.get(folder, folder)
-        group = {PHRASE: "phrases", SENTENCE: "sentences"}.get(label, "clips")
+        group = {PHRASE: "phrases", SENTENCE: "sentences", UTTERANCE: "utterances"}.get(label, "clips")
         for name in names:
             rel = f"{folder}/{name}"
             record = meta.get(rel, {})
             text = normalize_text(folder if folder in words else str(record.get("text") or ""))
             clip = Clip(
-                path=str(root / folder / name),
                 rel=rel,
                 label=label,
                 text=text,
                 speaker=str(record.get("speaker") or _speaker_from_name(name)),
                 words=_spans(record, f"{meta_path} ({rel})"),
+                root=str(root),
             )
             split = "validation" if rel in validation else "test" if rel in testing else "train"
             out[group][split].append(clip)
@@ -243,7 +217,9 @@ def scan_corpus(root: str | os.PathLike) -> Corpus:
     if (root / BACKGROUND_DIR).is_dir():
         background = tuple(str(root / BACKGROUND_DIR / n) for n in _wav_files(root / BACKGROUND_DIR))
     freeze = {k: {s: tuple(v) for s, v in d.items()} for k, d in out.items()}
-    return Corpus(root, words, freeze["clips"], freeze["phrases"], freeze["sentences"], background)
+    return Corpus(
+        root, words, freeze["clips"], freeze["phrases"], freeze["sentences"], background, freeze["utterances"]
+    )
 
 
 def task_labels(corpus: Corpus, task: str) -> tuple[str, ...]:
@@ -299,7 +275,7 @@ class Example:
     text: str  # CTC transcript; '' for silence
     has_text: bool  # False when the transcript is unknown (no CTC loss)
     path: str  # the clip's file, or '<_silence_ k>' for generated silence
-    spans: tuple = ()  # training streams only: `streams.LabelSpan`s giving the label head's step targets
+    spans: tuple = ()  # training streams only: `train_streams.LabelSpan`s, the label head's step targets
 
 
 class SpeechCommandsDataset(Dataset):
@@ -318,8 +294,8 @@ class SpeechCommandsDataset(Dataset):
         task: "all" or "12" (see `task_labels`); ignored when `labels` is given.
         augment: waveform augmentation for every item, or None.
         seed: non-negative seed of every random choice.
-        phrases: include the split's phrases (label -1) and sentences (`_unknown_` unless their
-            transcript holds a label word; then -1). Clips without a transcript are left out.
+        phrases: include the split's phrases (label -1), and its sentences and utterances (`_unknown_`
+            unless their transcript holds a label word; then -1). Clips without a transcript are left out.
         labels: an explicit label set, e.g. a checkpoint's; words outside it become `_unknown_` (when it
             has `_unknown_`, otherwise they are left out).
         silence_percentage: `_silence_` items per 100 word clips.
@@ -380,7 +356,7 @@ class SpeechCommandsDataset(Dataset):
         self._extras: list[tuple[Clip, int]] = []
         if phrases:
             self._extras += [(c, NO_LABEL) for c in self.corpus.phrases[self.split] if c.has_text]
-            for clip in self.corpus.sentences[self.split]:
+            for clip in self.corpus.sentences[self.split] + self.corpus.utterances.get(self.split, ()):
                 label = NO_LABEL if set(clip.text.split()) & set(self.labels) else unknown_id
                 if clip.has_text or label != NO_LABEL:
                     self._extras.append((clip, label))
@@ -433,7 +409,7 @@ class SpeechCommandsDataset(Dataset):
             text, has_text, path = "", True, f"<{SILENCE} {i - len(self._known) - self._n_unknown}>"
         else:
             audio = load_audio(clip.path)
-            if clip.label not in (PHRASE, SENTENCE) and audio.size < CLIP_SAMPLES:
+            if clip.label not in (PHRASE, SENTENCE, UTTERANCE) and audio.size < CLIP_SAMPLES:
                 audio = np.pad(audio, (0, CLIP_SAMPLES - audio.size))
             text, has_text, path = clip.text, clip.has_text, clip.path
         if self.augment is not None:
@@ -450,12 +426,12 @@ class Batch:
     audio: torch.Tensor  # (batch, max_samples) float32, zero-padded
     audio_lengths: torch.Tensor  # (batch,) int64 valid samples
     labels: torch.Tensor  # (batch,) int64 class ids; -1 = no classification target
-    targets: torch.Tensor  # (batch, max_target_len) int64 character ids (`text.encode`), 0-padded
+    targets: torch.Tensor  # (batch, max_target_len) int64 character ids (`vocab.encode`), 0-padded
     target_lengths: torch.Tensor  # (batch,) int64; 0 where there is no text
     has_text: torch.Tensor  # (batch,) bool: whether the CTC loss applies
     paths: tuple[str, ...] = ()  # source of each item
     texts: tuple[str, ...] = ()  # transcript of each item ('' where unknown)
-    spans: tuple[tuple, ...] = ()  # per item: its `streams.LabelSpan`s (empty but for training streams)
+    spans: tuple[tuple, ...] = ()  # per item: its `train_streams.LabelSpan`s (empty but for streams)
 
     @property
     def stream_rows(self) -> list[int]:
@@ -510,16 +486,6 @@ def class_counts(dataset: SpeechCommandsDataset) -> dict[str, int]:
     if counts.get(NO_LABEL):
         out[PHRASE] = counts[NO_LABEL]
     return out
-
-
-def sample_weights(dataset: SpeechCommandsDataset) -> torch.Tensor:
-    """`(len,)` float64 weights for `WeightedRandomSampler`: every class gets the same total weight.
-
-    Items without a class (phrases) count as one more class.
-    """
-    ids = dataset.item_labels()
-    _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
-    return torch.from_numpy(1.0 / counts[inverse])
 
 
 def download(root: str | os.PathLike, version: str = "v0.02") -> Path:

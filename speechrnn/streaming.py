@@ -27,7 +27,7 @@ import torch
 from .errors import SpeechRNNError
 from .features import FeatureConfig, StreamingMFCC
 from .model import Recognizer, windowed_labels
-from .text import BLANK_ID
+from .vocab import BLANK_ID
 
 MS_TOLERANCE = 1e-6  # chunk and look-ahead lengths must be whole steps to within this many milliseconds
 
@@ -322,7 +322,7 @@ class StreamingRecognizer:
     def _forget(self) -> None:
         """A pause reset: the forward state, and the label head's window of the steps before it. Steps of the
         old state pooled with the fresh state's are a mix no training clip holds: on the validation stream
-        they made about half of the false positives (DEVELOPERS.md, session 19)."""
+        they made about half of the false positives (docs/pause-reset.md)."""
         self._state = None
         self._attn_hist.fill_(-math.inf)
         self._label_hist.zero_()

@@ -7,14 +7,12 @@ clip's path, so the same seed gives byte-identical WAVs whatever the worker orde
 its metadata to a part file under `_meta_/parts/`; a killed build therefore resumes where it stopped, and
 the lists and `clips.jsonl` are written at the end from the full plan.
 
-Layout (a contract): `<out>/<word>/<speaker>_nohash_<n>.wav` (1 s, 16 kHz mono PCM_16), `_unknown_/`,
-`_phrases_/`, `_sentences_/`, `_background_noise_/`, `validation_list.txt`, `testing_list.txt`,
-`_meta_/clips.jsonl`, `_meta_/voices.json`, `_meta_/build.json`.
+The layout is the contract of `corpus` (word clips 1 s, 16 kHz mono PCM_16); the build adds
+`_meta_/voices.json` and `_meta_/build.json`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import multiprocessing
@@ -22,32 +20,42 @@ import os
 import re
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 
 from . import noise as noise_gen
 from .audio import SAMPLE_RATE
+from .corpus import (
+    BACKGROUND_DIR,
+    META_DIR,
+    META_FILE,
+    PHRASE,
+    PHRASES_DIR,
+    SENTENCE,
+    SENTENCES_DIR,
+    TESTING_LIST,
+    UNKNOWN_DIR,
+    UTTERANCE,
+    UTTERANCES_DIR,
+    VALIDATION_LIST,
+    Clip,
+)
 from .errors import SpeechRNNError
+from .render import render, trimmed
+from .synthesizers import Synthesizer, available_engines
 from .system import usable_cores
 from .texts import sentences, unknown_words
-from .voices import Synthesizer, Voice, available_engines, draw_speakers, held_out_bases
-from .words import BACKGROUND_DIR, KWS12_WORDS, UNKNOWN, WORDS_V2
+from .utterances import Aligner, kind_of, rate_of, utterance_texts
+from .voices import Voice, draw_speakers, held_out_bases
+from .words import KWS12_WORDS, UNKNOWN, WORDS_V2
 
 FORMAT_VERSION = 1
-PHRASES_DIR = "_phrases_"
-SENTENCES_DIR = "_sentences_"
-META_DIR = "_meta_"
-PHRASE_LABEL = "_phrase_"
 UNSAYABLE = "unsayable"  # record key of a clip its voice cannot say whole (see `Synthesizer.synthesize`)
 UNSAYABLE_FILE = "unsayable.jsonl"  # in META_DIR: those clips, left out of the corpus
-SENTENCE_LABEL = "_sentence_"
-CLIP_SAMPLES = SAMPLE_RATE  # 1.000 s word clips
-MAX_WORD_S = 0.94  # longer words are time-compressed to fit the clip with a little room
 TASK_CLIPS = 48  # clips per work unit (one speaker each)
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "testing": 0.1}  # of speakers, hence of clips
 
@@ -63,23 +71,14 @@ class Preset:
     sentences: int  # non-command sentences
     speakers: int  # size of the speaker pool (all splits)
     noise_seconds: float  # length of each background noise file
+    utterances: int = 0  # connected utterances said in one breath (`utterances.py`)
 
 
 PRESETS = {
-    "tiny": Preset(KWS12_WORDS, 8, 20, 10, 4, 30, 5.0),
-    "small": Preset(WORDS_V2, 60, 400, 300, 40, 160, 30.0),
-    "default": Preset(WORDS_V2, 550, 5000, 3000, 300, 900, 60.0),
+    "tiny": Preset(KWS12_WORDS, 8, 20, 10, 4, 30, 5.0, 12),
+    "small": Preset(WORDS_V2, 60, 400, 300, 40, 160, 30.0, 400),
+    "default": Preset(WORDS_V2, 550, 5000, 3000, 300, 900, 60.0, 6000),
 }
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One planned clip."""
-
-    path: str  # relative path inside the corpus, e.g. `go/1a2b3c4d_nohash_0.wav`
-    label: str  # command word, `_unknown_`, `_phrase_` or `_sentence_`
-    text: str  # transcript, lower case
-    speaker: str  # speaker id
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,7 @@ def make_plan(
 
     clips = [add(w, w, w) for w in words for _ in range(per_word)]
     vocab = unknown_words(words)
-    clips += [add(UNKNOWN, UNKNOWN, vocab[int(rng.integers(len(vocab)))]) for _ in range(preset.unknown)]
+    clips += [add(UNKNOWN_DIR, UNKNOWN, vocab[int(rng.integers(len(vocab)))]) for _ in range(preset.unknown)]
     for _ in range(preset.phrases):
         k = int(rng.integers(2, 5))
         seq: list[str] = []
@@ -150,8 +149,11 @@ def make_plan(
             w = words[int(rng.integers(len(words)))]
             if not seq or w != seq[-1] or len(words) == 1:
                 seq.append(w)
-        clips.append(add(PHRASES_DIR, PHRASE_LABEL, " ".join(seq)))
-    clips += [add(SENTENCES_DIR, SENTENCE_LABEL, s) for s in sentences(words, preset.sentences, rng)]
+        clips.append(add(PHRASES_DIR, PHRASE, " ".join(seq)))
+    clips += [add(SENTENCES_DIR, SENTENCE, s) for s in sentences(words, preset.sentences, rng)]
+    # Their own generator, after everything else: the clips above stay as they were without utterances.
+    rng = np.random.default_rng(_clip_seed(seed, "utterances"))
+    clips += [add(UTTERANCES_DIR, UTTERANCE, t) for t in utterance_texts(words, preset.utterances, rng)]
     settings = {
         "format_version": FORMAT_VERSION,
         "seed": seed,
@@ -165,190 +167,10 @@ def make_plan(
         "noise_seconds": preset.noise_seconds,
         "engines": list(engines),
     }
+    if preset.utterances:  # absent otherwise, so that builds from before utterances keep their settings
+        settings["utterances"] = preset.utterances
     noises = (*noise_gen.PLAIN_NOISES, "babble")
     return Plan(settings, speakers, tuple(clips), noises)
-
-
-# -------------------------------------------------------------------------------------------- rendering
-
-
-@functools.lru_cache(maxsize=512)
-def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
-    return torchaudio.transforms.Resample(orig, new)
-
-
-def _speed(audio: np.ndarray, rate: int, speed: float) -> np.ndarray:
-    """Resample `audio` at `rate` so that, read at 16 kHz, it plays `speed` times faster.
-
-    Pitch and formants shift with it (a shorter or longer vocal tract). The target rate is rounded to
-    50 Hz to keep the resampling kernels small.
-    """
-    new = int(round(SAMPLE_RATE / speed / 50.0)) * 50
-    if new == rate:
-        return audio
-    with torch.no_grad():
-        return _resampler(rate, new)(torch.from_numpy(audio)).numpy()
-
-
-def _frame_energy(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean square of 10 ms frames every 5 ms: `(frame start samples, energies)`."""
-    hop, win = SAMPLE_RATE // 200, SAMPLE_RATE // 100
-    if len(audio) < win:
-        return np.zeros(0, dtype=int), np.zeros(0)
-    c = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
-    starts = np.arange(0, len(audio) - win + 1, hop)
-    return starts, (c[starts + win] - c[starts]) / win
-
-
-def speech_span(
-    audio: np.ndarray, rel_db: float = -45.0, floor_db: float = -80.0, reference: float | None = None
-) -> tuple[int, int]:
-    """Where the speech is: first and last sample of the 10 ms frames (5 ms hop) above the energy threshold.
-
-    The threshold is `rel_db` below the loudest frame (or below the frame energy `reference`, to measure
-    a part of a longer clip as in the whole), and never below `floor_db` dBFS.
-    Returns `(start, end)` sample indices (end exclusive); `(0, 0)` for silence.
-    """
-    win = SAMPLE_RATE // 100
-    starts, energy = _frame_energy(audio)
-    if energy.size == 0:
-        return 0, 0
-    peak = float(energy.max()) if reference is None else reference
-    threshold = max(peak * 10 ** (rel_db / 10), 10 ** (floor_db / 10))
-    loud = np.nonzero(energy > threshold)[0]
-    if loud.size == 0:
-        return 0, 0
-    return int(starts[loud[0]]), int(starts[loud[-1]] + win)
-
-
-def _fit(audio: np.ndarray, max_samples: int) -> np.ndarray:
-    """Time-compress (pitch kept) audio longer than `max_samples`, then trim again."""
-    if len(audio) <= max_samples:
-        return audio
-    import librosa
-
-    out = _trim(librosa.effects.time_stretch(audio, rate=len(audio) / (max_samples * 0.95)), "")
-    return out[:max_samples]
-
-
-def _trim(x: np.ndarray, text: str) -> np.ndarray:
-    """Cut silence to a 15 ms margin around the speech and fade in and out inside the margins, so that
-    the measured speech span is untouched.
-
-    Some voices (flite's awb and slt) hiss 45-50 dB under their peak before and after the word; the
-    threshold then rises to 10 dB over that floor (never above 35 dB under the peak) so the hiss goes.
-    """
-    _, energy = _frame_energy(x)
-    if energy.size == 0:
-        raise SpeechRNNError(f"synthesiser produced no audible speech for {text!r}")
-    peak_db = 10 * np.log10(float(energy.max()) + 1e-30)
-    floor_db = 10 * np.log10(float(np.percentile(energy, 10)) + 1e-30)
-    s, e = speech_span(x, rel_db=max(-45.0, min(floor_db + 10.0 - peak_db, -35.0)))
-    if e - s < SAMPLE_RATE // 50:
-        raise SpeechRNNError(f"synthesiser produced no audible speech for {text!r}")
-    margin = int(0.015 * SAMPLE_RATE)
-    x = x[max(0, s - margin) : e + margin].astype(np.float64)
-    fade = min(margin, len(x) // 4)
-    ramp = np.linspace(0.0, 1.0, fade, endpoint=False)
-    x[:fade] *= ramp
-    x[len(x) - fade :] *= ramp[::-1]
-    return x
-
-
-def _trimmed(audio: np.ndarray, rate: int, speed: float, text: str) -> np.ndarray:
-    """Synthesiser output -> 16 kHz at `speed` (float64), trimmed by `_trim`."""
-    return _trim(_speed(audio, rate, speed), text)
-
-
-def _as_pcm16(audio: np.ndarray) -> np.ndarray:
-    """Exactly what the clip reads back as from a PCM_16 file (libsndfile scales by 32768), so that word
-    times are measured on the file itself."""
-    return np.clip(np.round(audio * 32768.0), -32768, 32767) / 32768.0
-
-
-def _word_times(word: str, clip: np.ndarray, lo: int, hi: int) -> dict:
-    """Start and end (seconds) of the speech in `clip[lo:hi]`, by energy against the whole clip's peak."""
-    _, energy = _frame_energy(clip)
-    lo, hi = max(0, lo), min(len(clip), hi)
-    s, e = speech_span(clip[lo:hi], reference=float(energy.max()))
-    if e <= s:  # a word quieter than the threshold: fall back to where it was placed
-        s, e = 0, hi - lo
-    return {"word": word, "start": round((lo + s) / SAMPLE_RATE, 3), "end": round((lo + e) / SAMPLE_RATE, 3)}
-
-
-def _level(x: np.ndarray, peak_db: float) -> np.ndarray:
-    return x * (10 ** (peak_db / 20) / (np.abs(x).max() + 1e-12))
-
-
-def _noise_floor(n: int, rng: np.random.Generator, peak_db: float) -> np.ndarray:
-    """A faint white floor, 62-78 dB below the speech peak (a real microphone is never silent).
-
-    It stays well under `speech_span`'s threshold so the measured word times do not move.
-    """
-    return rng.standard_normal(n) * 10 ** ((peak_db - rng.uniform(62.0, 78.0)) / 20)
-
-
-def render(clip: Clip, voice: Voice, audio: list[tuple[np.ndarray, int]], rng: np.random.Generator):
-    """Turn synthesiser output into the final clip.
-
-    Args:
-        clip: the planned clip.
-        voice: its speaker.
-        audio: the synthesiser output: one utterance, or one per word for a phrase.
-        rng: the clip's own generator.
-
-    Returns:
-        `(samples, words)`: float64 audio at 16 kHz and `[{"word", "start", "end"}]` (seconds; empty for
-        sentences, whose word boundaries are not measured).
-    """
-    speed = voice.warp * rng.uniform(0.96, 1.04)
-    peak_db = rng.uniform(-30.0, -6.0)
-    if clip.label == PHRASE_LABEL:
-        parts = [
-            _level(_trimmed(a, r, speed * rng.uniform(0.97, 1.03), w), peak_db + rng.uniform(-3.0, 1.0))
-            for (a, r), w in zip(audio, clip.text.split(), strict=True)
-        ]
-        gaps = [int(rng.uniform(0.08, 0.3) * SAMPLE_RATE) for _ in parts[1:]]
-        lead, trail = (int(rng.uniform(0.1, 0.4) * SAMPLE_RATE) for _ in range(2))
-        room = int(4.0 * SAMPLE_RATE) - lead - trail - sum(gaps)
-        speech = sum(len(p) for p in parts)
-        if speech > room:
-            parts = [_fit(p, int(len(p) * room / speech)) for p in parts]
-        body = sum(len(p) for p in parts) + sum(gaps)
-        extra = max(0, int(1.5 * SAMPLE_RATE) - body - lead - trail)
-        lead += extra // 2
-        trail += extra - extra // 2
-        out = np.zeros(lead + body + trail)
-        places, pos = [], lead
-        for i, p in enumerate(parts):
-            out[pos : pos + len(p)] += p
-            places.append((pos, pos + len(p)))
-            pos += len(p) + (gaps[i] if i < len(gaps) else 0)
-        out = _as_pcm16(out + _noise_floor(len(out), rng, peak_db))
-        # Each word is measured between the middles of the gaps around it.
-        bounds = [0] + [(places[i][1] + places[i + 1][0]) // 2 for i in range(len(places) - 1)] + [len(out)]
-        words = [_word_times(w, out, bounds[i], bounds[i + 1]) for i, w in enumerate(clip.text.split())]
-        return out, words
-    ((a, r),) = audio
-    x = _level(_trimmed(a, r, speed, clip.text), peak_db)
-    if clip.label == SENTENCE_LABEL:
-        lead, trail = (int(rng.uniform(0.1, 0.4) * SAMPLE_RATE) for _ in range(2))
-        x = _level(_fit(x, 5 * SAMPLE_RATE - lead - trail), peak_db)
-        extra = max(0, 2 * SAMPLE_RATE - len(x) - lead - trail)
-        out = np.zeros(len(x) + lead + trail + extra)
-        start = lead + extra // 2
-        out[start : start + len(x)] = x
-        return out + _noise_floor(len(out), rng, peak_db), []
-    x = _level(_fit(x, int(MAX_WORD_S * SAMPLE_RATE)), peak_db)
-    room = CLIP_SAMPLES - len(x)
-    if rng.random() < 0.6:  # most Speech Commands words sit near the middle
-        offset = int(np.clip(room / 2 + rng.normal(0.0, 0.2) * room / 2, 0, room))
-    else:
-        offset = int(rng.integers(0, room + 1))
-    out = np.zeros(CLIP_SAMPLES)
-    out[offset : offset + len(x)] = x
-    out = _as_pcm16(out + _noise_floor(CLIP_SAMPLES, rng, peak_db))
-    return out, [_word_times(clip.text, out, 0, CLIP_SAMPLES)]
 
 
 def _write_wav(path: Path, audio: np.ndarray) -> None:
@@ -373,15 +195,24 @@ class _Task:
     noise: str = ""  # background noise name, for noise tasks
     noise_seconds: float = 0.0  # its length
     babble_voices: tuple[Voice, ...] = ()  # voices whose sentences make the babble
+    words: tuple[str, ...] = ()  # the command words (to name an utterance's kind)
 
 
 _SYNTH: Synthesizer | None = None
+_ALIGNER: Aligner | None = None
 
 
 def _init_worker() -> None:
     global _SYNTH
     torch.set_num_threads(1)
     _SYNTH = Synthesizer()
+
+
+def _aligner() -> Aligner:
+    global _ALIGNER
+    if _ALIGNER is None:
+        _ALIGNER = Aligner()
+    return _ALIGNER
 
 
 def _synth() -> Synthesizer:
@@ -400,7 +231,7 @@ def _run_noise(task: _Task) -> int:
         for i, text in enumerate(texts):
             voice = task.babble_voices[i % len(task.babble_voices)]
             ((a, r),) = _synth().synthesize(voice, [text], [_clip_seed(task.seed, f"babble/{i}")])
-            speech.append(_trimmed(a, r, voice.warp, text))
+            speech.append(trimmed(a, r, voice.warp, text))
         audio = noise_gen.babble(n, rng, speech)
     else:
         audio = noise_gen.PLAIN_NOISES[task.noise](n, rng)
@@ -413,24 +244,33 @@ def _run_task(task: _Task) -> tuple[int, bool]:
     if task.noise:
         return _run_noise(task), True
     out = Path(task.out)
-    rngs = [np.random.default_rng(_clip_seed(task.seed, c.path)) for c in task.clips]
-    texts, seeds, spans = [], [], []
+    rngs = [np.random.default_rng(_clip_seed(task.seed, c.rel)) for c in task.clips]
+    texts, seeds, spans, rates = [], [], [], []
     for clip, rng in zip(task.clips, rngs, strict=True):
-        parts = clip.text.split() if clip.label == PHRASE_LABEL else [clip.text]
+        parts = clip.text.split() if clip.label == PHRASE else [clip.text]
         spans.append((len(texts), len(texts) + len(parts)))
         texts += parts
         seeds += [int(s) for s in rng.integers(0, 2**62, size=len(parts))]
-    audio = _synth().synthesize(task.voice, texts, seeds)
+        rates += [rate_of(clip.rel) if clip.label == UTTERANCE else 1.0] * len(parts)
+    audio: list = [None] * len(texts)
+    for rate in sorted(set(rates)):  # one engine call per speaking rate (festival starts once per call)
+        at = [i for i, r in enumerate(rates) if r == rate]
+        voice = task.voice if rate == 1.0 else replace(task.voice, rate=task.voice.rate * rate)
+        said = _synth().synthesize(voice, [texts[i] for i in at], [seeds[i] for i in at])
+        for i, one in zip(at, said, strict=True):
+            audio[i] = one
     part = out / META_DIR / "parts" / task.part
     with open(part, "a", encoding="utf-8") as meta:
         for clip, rng, (lo, hi) in zip(task.clips, rngs, spans, strict=True):
-            record = {"path": clip.path, "label": clip.label, "text": clip.text, "speaker": clip.speaker,
+            record = {"path": clip.rel, "label": clip.label, "text": clip.text, "speaker": clip.speaker,
                       "voice": task.voice.describe()}  # fmt: skip
             if any(a is None for a in audio[lo:hi]):
                 record[UNSAYABLE] = True  # remembered, so that a resumed build does not try it again
             else:
                 samples, record["words"] = render(clip, task.voice, audio[lo:hi], rng)
-                _write_wav(out / clip.path, samples)
+                if clip.label == UTTERANCE:  # the times of the file as written (it reads back as `samples`)
+                    record = _align({**record, "kind": kind_of(clip.text, task.words)}, samples, _aligner())
+                _write_wav(out / clip.rel, samples)
             meta.write(json.dumps(record) + "\n")
             meta.flush()
     return len(task.clips), False
@@ -441,7 +281,7 @@ def _load_records(out: Path) -> dict[str, dict]:
     and any part files)."""
     records: dict[str, dict] = {}
     meta = out / META_DIR
-    files = [meta / "clips.jsonl", meta / UNSAYABLE_FILE, *sorted((meta / "parts").glob("*.jsonl"))]
+    files = [out / META_FILE, meta / UNSAYABLE_FILE, *sorted((meta / "parts").glob("*.jsonl"))]
     for f in files:
         if not f.exists():
             continue
@@ -461,8 +301,8 @@ def _unsayable(record: dict) -> bool:
 
 def _done(root: Path, clip: Clip, records: dict[str, dict]) -> bool:
     """The clip was made (its record and WAV exist) or found unsayable by its voice."""
-    record = records.get(clip.path)
-    return record is not None and (_unsayable(record) or (root / clip.path).exists())
+    record = records.get(clip.rel)
+    return record is not None and (_unsayable(record) or (root / clip.rel).exists())
 
 
 def _check_words(words: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -517,11 +357,32 @@ def build_corpus(
                      preset_name=preset)  # fmt: skip
 
     root = Path(out)
+    _prepare(root, plan)
+    records = _load_records(root)
+    todo = [c for c in plan.clips if not _done(root, c, records)]
+    _execute(_tasks(root, plan, todo), jobs, progress, total=len(todo))
+    if any(c.label == UTTERANCE for c in plan.clips):
+        _realign(root, plan, _load_records(root), progress)
+    records = _load_records(root)
+    missing = [c.rel for c in plan.clips if not _done(root, c, records)]
+    if missing:
+        raise SpeechRNNError(f"{len(missing)} clip(s) were not made, e.g. {missing[:3]}")
+    made = sum(not _unsayable(records[c.rel]) for c in todo)
+    summary = _write_index(root, plan, records, made, time.monotonic() - start)
+    for f in (root / META_DIR / "parts").glob("*.jsonl"):
+        f.unlink()
+    return summary
+
+
+def _prepare(root: Path, plan: Plan) -> None:
+    """Make the corpus folders and record the plan, or check that a build already there has this plan;
+    remove the files a killed build left half written."""
     meta_dir = root / META_DIR
     (meta_dir / "parts").mkdir(parents=True, exist_ok=True)
     plan_file = meta_dir / "plan.json"
     # The digest catches a plan changed by new code under the same settings (other texts, other voices).
-    digest = hashlib.blake2b(json.dumps([list(c.__dict__.values()) for c in plan.clips]).encode()).hexdigest()
+    planned = [[c.rel, c.label, c.text, c.speaker] for c in plan.clips]
+    digest = hashlib.blake2b(json.dumps(planned).encode()).hexdigest()
     if plan_file.exists():
         previous = json.loads(plan_file.read_text())
         old_digest = previous.pop("plan_digest", digest)
@@ -532,51 +393,66 @@ def build_corpus(
             )
     else:
         _write_text(plan_file, json.dumps({**plan.settings, "plan_digest": digest}, indent=1))
-    for folder in {c.path.split("/")[0] for c in plan.clips} | {BACKGROUND_DIR}:
+    for folder in {c.rel.split("/")[0] for c in plan.clips} | {BACKGROUND_DIR}:
         (root / folder).mkdir(exist_ok=True)
         for stale in (root / folder).glob(".*.part"):
             stale.unlink()
 
-    records = _load_records(root)
-    todo = [c for c in plan.clips if not _done(root, c, records)]
-    by_speaker: dict[str, list[Clip]] = defaultdict(list)
-    for c in todo:
-        by_speaker[c.speaker].append(c)
+
+def _tasks(root: Path, plan: Plan, todo: list[Clip]) -> list[_Task]:
+    """The work of making the missing noises and the clips `todo`: one task per speaker and TASK_CLIPS."""
+    seed, engines, words = plan.settings["seed"], plan.settings["engines"], tuple(plan.settings["words"])
     tasks = []
     # Babble is six training-voice speakers of its own draw, so a voice added to training leaves it alone.
     babble_engines = [e for e in engines if e in ("piper", "espeak")] or engines
     babble_rng = np.random.default_rng(_clip_seed(seed, "speakers/babble"))
     babble_voices = tuple(draw_speakers(babble_rng, 6, "train", babble_engines))
+    seconds = plan.settings["noise_seconds"]
     for name in plan.noises:
         if not (root / BACKGROUND_DIR / f"{name}.wav").exists():
-            tasks.append(
-                _Task(str(root), seed, babble_voices[0], (), "", name, chosen.noise_seconds, babble_voices)
-            )
+            tasks.append(_Task(str(root), seed, babble_voices[0], (), "", name, seconds, babble_voices))
+    by_speaker: dict[str, list[Clip]] = defaultdict(list)
+    for c in todo:
+        by_speaker[c.speaker].append(c)
     for sid, clips in by_speaker.items():
         for i in range(0, len(clips), TASK_CLIPS):
             chunk = tuple(clips[i : i + TASK_CLIPS])
-            tasks.append(
-                _Task(
-                    str(root),
-                    seed,
-                    plan.speakers[sid],
-                    chunk,
-                    f"{sid}-{chunk[0].path.replace('/', '-')}.jsonl",
-                )
-            )
+            part = f"{sid}-{chunk[0].rel.replace('/', '-')}.jsonl"
+            tasks.append(_Task(str(root), seed, plan.speakers[sid], chunk, part, words=words))
     # Big tasks first for load balance; festival ones early since each pays a start-up.
     tasks.sort(key=lambda t: (not t.noise, t.voice.engine != "festival", -len(t.clips)))
+    return tasks
 
-    _execute(tasks, jobs, progress, total=len(todo))
-    records = _load_records(root)
-    missing = [c.path for c in plan.clips if not _done(root, c, records)]
-    if missing:
-        raise SpeechRNNError(f"{len(missing)} clip(s) were not made, e.g. {missing[:3]}")
-    made = sum(not _unsayable(records[c.path]) for c in todo)
-    summary = _write_index(root, plan, records, made, time.monotonic() - start)
-    for f in (meta_dir / "parts").glob("*.jsonl"):
-        f.unlink()
-    return summary
+
+def _align(record: dict, audio: np.ndarray, aligner: Aligner) -> dict:
+    """The utterance's record with the word times `aligner` finds in its audio (or why it found none)."""
+    record = {k: v for k, v in record.items() if k not in ("words", "align_error")}
+    try:
+        record["words"] = aligner(audio, record["text"])
+    except SpeechRNNError as err:
+        record["words"], record["align_error"] = [], str(err)
+    record["aligned_by"] = aligner.name
+    return record
+
+
+def _realign(root: Path, plan: Plan, records: dict[str, dict], progress: bool) -> None:
+    """Align again the utterances whose times another model or method made (the shipped model changed)."""
+    aligner = _aligner()
+    stale = [
+        records[c.rel]
+        for c in plan.clips
+        if c.label == UTTERANCE and not _unsayable(records[c.rel])
+        and records[c.rel].get("aligned_by") != aligner.name
+    ]  # fmt: skip
+    if not stale:
+        return
+    from tqdm import tqdm
+
+    with open(root / META_DIR / "parts" / "realigned.jsonl", "a", encoding="utf-8") as meta:
+        for record in tqdm(stale, unit="clip", desc="align", disable=not progress):
+            audio, _ = sf.read(str(root / record["path"]), dtype="float32")
+            meta.write(json.dumps(_align(record, audio, aligner)) + "\n")
+            meta.flush()
 
 
 def _execute(tasks: list[_Task], jobs: int, progress: bool, total: int) -> None:
@@ -619,12 +495,12 @@ def _write_index(
     meta = root / META_DIR
     kept, unsayable = [], []
     for c in plan.clips:
-        (unsayable if _unsayable(records[c.path]) else kept).append(c)
-    _write_text(meta / "clips.jsonl", "".join(json.dumps(records[c.path]) + "\n" for c in kept))
-    _write_text(meta / UNSAYABLE_FILE, "".join(json.dumps(records[c.path]) + "\n" for c in unsayable))
+        (unsayable if _unsayable(records[c.rel]) else kept).append(c)
+    _write_text(root / META_FILE, "".join(json.dumps(records[c.rel]) + "\n" for c in kept))
+    _write_text(meta / UNSAYABLE_FILE, "".join(json.dumps(records[c.rel]) + "\n" for c in unsayable))
     split_of = {sid: v.split for sid, v in plan.speakers.items()}
-    for split, name in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
-        listed = [c.path for c in kept if split_of[c.speaker] == split]
+    for split, name in (("validation", VALIDATION_LIST), ("testing", TESTING_LIST)):
+        listed = [c.rel for c in kept if split_of[c.speaker] == split]
         _write_text(root / name, "\n".join(listed) + ("\n" if listed else ""))
     used = {c.speaker for c in kept}
     voices = {sid: {"voice": v.describe(), "base": v.base, "engine": v.engine, "split": v.split}

@@ -28,15 +28,17 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Sampler
 from tqdm import tqdm
 
-from .augment import AugmentConfig, random_vocal_tract_warp, spec_augment
+from .augment import AugmentConfig
 from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from .corpus import PHRASE, SENTENCE
 from .errors import SpeechRNNError
 from .evaluate import evaluate_model
+from .feature_augment import random_vocal_tract_warp, spec_augment
 from .features import FeatureConfig
 from .model import ModelConfig, Recognizer
-from .speechcommands import PHRASE, SENTENCE, SpeechCommandsDataset, collate
-from .streams import IGNORE, StreamConfig, TrainingStreams, windowed_targets
+from .speechcommands import SpeechCommandsDataset, collate
 from .system import usable_cores
+from .train_streams import IGNORE, StreamConfig, TrainingStreams, windowed_targets
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ each step, as the spotter sees them) and gets the best window's label, preferrin
 `_unknown_` over `_silence_`: an hour of silence with one "yes" in it is a "yes".
 
 The text is the lexicon-constrained beam search over the CTC head (see `decoding`): by default the model's
-command words, with speech that is none of them reported as `<unk>`. Word edges are snapped to the speech
+command words, searched among `fillers` common English words so that other speech is spelled as what it is,
+and reported as `<unk>`. Word edges are snapped to the speech
 using the audio's energy per model step, computed alongside (see `decoding.snap_spans`).
 """
 
@@ -41,10 +42,12 @@ from .audio import (
 )
 from .checkpoint import load_model
 from .decoding import (
+    FILLER_WORDS,
     DecodingOptions,
     Word,
     beam_search,
     decode_stream,
+    filler_words,
     make_lexicon,
     step_energy,
     words_to_text,
@@ -52,7 +55,7 @@ from .decoding import (
 from .errors import SpeechRNNError
 from .model import Recognizer, windowed_labels
 from .streaming import StreamingRecognizer, StreamOutput
-from .text import spellable
+from .vocab import spellable
 from .words import SILENCE, UNKNOWN
 
 LONG_SECONDS = 30.0  # longer audio is streamed in blocks instead of read whole
@@ -108,7 +111,8 @@ class FailedFile:
 @dataclass(frozen=True)
 class _Settings:
     decoding: DecodingOptions
-    lexicon: tuple[str, ...]
+    lexicon: tuple[str, ...]  # what the beam search spells: the words to report and the fillers
+    report: frozenset[str]  # the words to report by name; the rest are `<unk>`
     batch_size: int
     long_seconds: float
     block_seconds: float
@@ -144,6 +148,7 @@ def _settings(
     block_seconds: float,
     chunk_ms: float,
     lookahead_ms: float,
+    fillers: int = FILLER_WORDS,
 ) -> _Settings:
     if beam < 1:
         raise SpeechRNNError(f"beam must be at least 1, got {beam}")
@@ -151,10 +156,13 @@ def _settings(
         raise SpeechRNNError(f"batch size must be at least 1, got {batch_size}")
     if block_seconds <= 0:
         raise SpeechRNNError(f"block length must be positive, got {block_seconds} s")
+    if fillers < 0:
+        raise SpeechRNNError(f"expected a non-negative number of filler words, got {fillers}")
     lexicon = default_lexicon(model) if words is None else make_lexicon(words)
     return _Settings(
         decoding=DecodingOptions(beam=beam, min_word_score=min_word_score),
-        lexicon=lexicon,
+        lexicon=tuple(sorted(set(lexicon) | set(filler_words(fillers, lexicon)))),
+        report=frozenset(lexicon),
         batch_size=batch_size,
         long_seconds=long_seconds,
         block_seconds=block_seconds,
@@ -244,7 +252,9 @@ def _run_batch(
         label, score = _clip_label(model, out.attn_logits[i, :n].cpu(), out.label_logits[i, :n].cpu())
         energy = step_energy(clips[i], step_samples)[:n]
         lp = out.ctc_log_probs[i, :n].cpu()
-        words = beam_search(lp, settings.lexicon, settings.decoding, step_seconds, energy=energy)
+        words = beam_search(
+            lp, settings.lexicon, settings.decoding, step_seconds, energy=energy, report=settings.report
+        )
         results.append((label, score, words))
     return results
 
@@ -304,6 +314,7 @@ def _run_stream(
         step_seconds,
         segment_steps=max(2, round(settings.segment_seconds / step_seconds)),
         min_gap=max(1, round(settings.min_pause_ms / 1000 / step_seconds)),
+        report=settings.report,
     )
     with _full_precision():
         words = tuple(segments)
@@ -337,6 +348,7 @@ def transcribe(
     beam: int = DecodingOptions.beam,
     words: Iterable[str] | None = None,
     min_word_score: float = DecodingOptions.min_word_score,
+    fillers: int = FILLER_WORDS,
     device: str | torch.device = "cpu",
     sample_rate: int = SAMPLE_RATE,
     long_seconds: float = LONG_SECONDS,
@@ -353,6 +365,8 @@ def transcribe(
         beam: beam width of the lexicon-constrained search.
         words: the lexicon (words spelled with a-z and apostrophes); None = the model's command words.
         min_word_score: words the model is less sure of (0-1) are reported as `<unk>`; 0 keeps all.
+        fillers: how many of English's most frequent words compete with `words` in the search (reported as
+            `<unk>`), so that other speech is not forced into a command word; 0 for none.
         device: where the model runs ("cpu", "cuda", ...).
         sample_rate: rate of an array input (resampled to 16 kHz).
         long_seconds: audio longer than this is streamed in blocks (bounded memory) instead of read whole.
@@ -367,7 +381,7 @@ def transcribe(
     """
     model = _resolve_model(model, device)
     settings = _settings(
-        model, beam, words, min_word_score, 1, long_seconds, block_seconds, chunk_ms, lookahead_ms
+        model, beam, words, min_word_score, 1, long_seconds, block_seconds, chunk_ms, lookahead_ms, fillers
     )
     if isinstance(audio, np.ndarray | torch.Tensor):
         return _transcribe_one(model, _check_array(np.asarray(audio), sample_rate), None, settings)
@@ -420,6 +434,7 @@ def transcribe_files(
     beam: int = DecodingOptions.beam,
     words: Iterable[str] | None = None,
     min_word_score: float = DecodingOptions.min_word_score,
+    fillers: int = FILLER_WORDS,
     device: str | torch.device = "cpu",
     batch_size: int = 16,
     long_seconds: float = LONG_SECONDS,
@@ -447,7 +462,16 @@ def transcribe_files(
     files, empty = expand_paths(paths)
     model = _resolve_model(model, device)
     settings = _settings(
-        model, beam, words, min_word_score, batch_size, long_seconds, block_seconds, chunk_ms, lookahead_ms
+        model,
+        beam,
+        words,
+        min_word_score,
+        batch_size,
+        long_seconds,
+        block_seconds,
+        chunk_ms,
+        lookahead_ms,
+        fillers,
     )
     yield from empty
     bar = None
@@ -501,6 +525,7 @@ def main_transcribe(
     min_word_score: float,
     device: str,
     batch_size: int,
+    fillers: int = FILLER_WORDS,
     out=None,
 ) -> int:
     """The body of `speechrnn transcribe`: one line per file; 1 if any file failed, else 0."""
@@ -514,6 +539,7 @@ def main_transcribe(
         beam=beam,
         words=words,
         min_word_score=min_word_score,
+        fillers=fillers,
         device=device,
         batch_size=batch_size,
         progress=sys.stderr.isatty(),

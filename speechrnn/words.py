@@ -22,4 +22,3 @@ KWS12_WORDS = (
 )  # the 12-class benchmark
 SILENCE = "_silence_"  # no speech: a crop of background noise, or nothing
 UNKNOWN = "_unknown_"  # speech that is none of the task's words
-BACKGROUND_DIR = "_background_noise_"

@@ -3,7 +3,8 @@
 Every "word" is a sequence of three harmonic chirps whose frequencies and sweep come from a hash of the
 word, so different words are acoustically distinct and a tiny model can learn them; speakers differ in
 pitch, timing and level. The layout is the full synthetic one: word folders, split lists holding out whole
-speakers, `_background_noise_`, `_unknown_`, `_phrases_`, `_sentences_` and `_meta_/clips.jsonl`.
+speakers, `_background_noise_`, `_unknown_`, `_phrases_`, `_sentences_`, `_utterances_` (words said with no
+pause between them) and `_meta_/clips.jsonl`.
 """
 
 from __future__ import annotations
@@ -48,14 +49,18 @@ def word_audio(word: str, pitch: float = 1.0, seconds: float = WORD_SECONDS) -> 
 
 
 def _speak(
-    words: list[str], rng: np.random.Generator, pitch: float, min_seconds: float
+    words: list[str],
+    rng: np.random.Generator,
+    pitch: float,
+    min_seconds: float,
+    gap_s: tuple[float, float] = (0.08, 0.2),
 ) -> tuple[np.ndarray, list]:
-    """Words in a row with short gaps and margins; returns audio and [{word, start, end}]."""
+    """Words in a row with `gap_s` between them and margins; returns audio and [{word, start, end}]."""
     pieces, spans, t = [np.zeros(int(rng.uniform(0.1, 0.25) * SAMPLE_RATE))], [], 0.0
     t = pieces[0].size / SAMPLE_RATE
     for k, w in enumerate(words):
         if k:
-            gap = np.zeros(int(rng.uniform(0.08, 0.2) * SAMPLE_RATE))
+            gap = np.zeros(int(rng.uniform(*gap_s) * SAMPLE_RATE))
             pieces.append(gap)
             t += gap.size / SAMPLE_RATE
         a = word_audio(w, pitch) * rng.uniform(0.3, 0.6)
@@ -79,6 +84,7 @@ def make_fake_corpus(
     phrases: bool = True,
     unknown: bool = True,
     sentences: bool = True,
+    utterances: bool = True,
     meta: bool = True,
     seed: int = 0,
 ) -> Path:
@@ -86,7 +92,8 @@ def make_fake_corpus(
 
     The last speaker's clips are the test split and the one before it validation (so `speakers` >= 3);
     the rest are training. `_unknown_` clips with an even number get a transcript in clips.jsonl, odd ones
-    get no record at all (the transcript-unknown case). Phrases and sentences are 1.5-4 s.
+    get no record at all (the transcript-unknown case). Phrases and sentences are 1.5-4 s. Each speaker has
+    two utterances said without pauses: command words inside sentence words, and sentence words alone.
     """
     if speakers < 3:
         raise ValueError(f"expected at least 3 speakers (train, validation, test), got {speakers}")
@@ -139,6 +146,14 @@ def make_fake_corpus(
             audio, spans = _speak(said, rng, pitch, 1.5)
             record = {"label": "_sentence_", "text": " ".join(said), "words": spans}
             write(f"_sentences_/{spk}_nohash_{n}.wav", _noise_floor(audio, rng), spk, k, record)
+        for n in range(2 if utterances else 0):
+            said = [str(w) for w in rng.choice(SENTENCE_WORDS, int(rng.integers(2, 4)), replace=False)]
+            if n == 0:
+                said[1:1] = [str(w) for w in rng.choice(words, 2)]
+            audio, spans = _speak(said, rng, pitch, 1.5, gap_s=(0.0, 0.01))
+            kind = "carrier" if n == 0 else "prose"
+            record = {"label": "_utterance_", "text": " ".join(said), "words": spans, "kind": kind}
+            write(f"_utterances_/{spk}_nohash_{n}.wav", _noise_floor(audio, rng), spk, k, record)
 
     noise_dir = root / "_background_noise_"
     noise_dir.mkdir(exist_ok=True)

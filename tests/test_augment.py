@@ -1,4 +1,4 @@
-"""Waveform augmentation and SpecAugment: shape, determinism, and that each effect does what it says."""
+"""Waveform augmentation: shape, determinism, and that each effect does what it says."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
-import torchaudio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from signals import tone
 
 from speechrnn.audio import SAMPLE_RATE
 from speechrnn.augment import (
@@ -23,7 +22,6 @@ from speechrnn.augment import (
     equalise,
     fast_length,
     load_noises,
-    lowpass,
     mix_at_snr,
     noise_recordings,
     pitch_shift,
@@ -34,16 +32,12 @@ from speechrnn.augment import (
     random_reverb,
     random_speed,
     random_time_shift,
-    random_vocal_tract_warp,
     reverberate,
     room_impulse_response,
-    spec_augment,
     speech_babble,
     time_shift,
-    vocal_tract_warp,
 )
 from speechrnn.errors import SpeechRNNError
-from speechrnn.features import FeatureConfig, mfcc
 
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OFF = AugmentConfig(
@@ -55,13 +49,6 @@ ALWAYS = AugmentConfig(
     eq_prob=1, telephone_prob=0.5, clip_prob=0.5,
 )  # fmt: skip
 NOISES = (np.random.default_rng(5).standard_normal(3 * SAMPLE_RATE).astype(np.float32) * 0.1,)
-
-
-def _tone(freq: float, seconds: float = 1.0, start: float = 0.0, stop: float | None = None, amp: float = 0.5):
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    x = amp * np.sin(2 * np.pi * freq * t)
-    stop = seconds if stop is None else stop
-    return (x * ((t >= start) & (t < stop))).astype(np.float32)
 
 
 def _band_power(x: np.ndarray, lo: float, hi: float) -> float:
@@ -108,7 +95,7 @@ TRANSFORMS = [
 def test_transforms_keep_length_stay_finite_and_are_deterministic(name, fn, n, kind, seed):
     g = np.random.default_rng(seed)
     audio = {
-        "tone": _tone(300 + seed % 3000, n / SAMPLE_RATE)[:n],
+        "tone": tone(300 + seed % 3000, n / SAMPLE_RATE)[:n],
         "noise": (0.2 * g.standard_normal(n)).astype(np.float32),
         "zeros": np.zeros(n, np.float32),
         "impulse": np.eye(1, n, n // 2, dtype=np.float32).ravel(),
@@ -130,7 +117,7 @@ def test_transforms_keep_length_stay_finite_and_are_deterministic(name, fn, n, k
 
 
 def test_chain_differs_between_generators_and_leaves_silence_silent():
-    x = _tone(700, start=0.3, stop=0.7)
+    x = tone(700, start=0.3, stop=0.7)
     a = augment(x, np.random.default_rng(1), ALWAYS, NOISES)
     b = augment(x, np.random.default_rng(2), ALWAYS, NOISES)
     assert not np.allclose(a, b)
@@ -139,7 +126,7 @@ def test_chain_differs_between_generators_and_leaves_silence_silent():
 
 
 def test_disabled_effects_return_the_input():
-    x = _tone(700, start=0.3, stop=0.7)
+    x = tone(700, start=0.3, stop=0.7)
     np.testing.assert_allclose(augment(x, np.random.default_rng(0), OFF, NOISES), x, atol=1e-7)
 
 
@@ -171,7 +158,7 @@ def test_time_shift_never_pushes_sound_out_of_the_clip():
 
 @pytest.mark.parametrize("factor", [0.85, 0.93, 1.07, 1.15])
 def test_speed_scales_frequency_and_keeps_length(factor):
-    x = _tone(1000, start=0.25, stop=0.75)
+    x = tone(1000, start=0.25, stop=0.75)
     y = change_speed(x, factor)
     assert y.shape == x.shape
     assert _peak_hz(y) == pytest.approx(1000 * factor, rel=0.01)
@@ -182,7 +169,7 @@ def test_speed_scales_frequency_and_keeps_length(factor):
 
 @pytest.mark.parametrize("semitones", [-3.0, -1.0, 2.0, 3.0])
 def test_pitch_shift_scales_frequency_at_constant_duration(semitones):
-    x = _tone(500, start=0.25, stop=0.75)
+    x = tone(500, start=0.25, stop=0.75)
     y = pitch_shift(x, semitones)
     assert y.shape == x.shape
     assert _peak_hz(y) == pytest.approx(500 * 2 ** (semitones / 12), rel=0.015)
@@ -211,7 +198,7 @@ def test_reverb_adds_a_decaying_tail_after_the_sound_stops():
 @FAST
 @given(snr=st.floats(-5.0, 40.0), seed=st.integers(0, 1000), coloured=st.booleans())
 def test_noise_is_mixed_at_the_drawn_snr(snr, seed, coloured):
-    x = _tone(440, start=0.2, stop=0.8)
+    x = tone(440, start=0.2, stop=0.8)
     cfg = replace(OFF, noise_prob=1.0, snr_db_range=(snr, snr), coloured_noise_prob=1.0 if coloured else 0.0)
     y = random_noise(x, np.random.default_rng(seed), cfg, NOISES)
     measured = _db(_power(x) / _power(y - x))
@@ -227,9 +214,9 @@ def test_mix_at_snr_checks_lengths_and_leaves_silence_alone():
 
 @FAST
 @given(cutoff=st.floats(2500.0, 5000.0), seed=st.integers(0, 1000))
-def test_lowpass_removes_energy_above_the_cutoff(cutoff, seed):
+def test_the_low_pass_removes_energy_above_the_cutoff(cutoff, seed):
     x = (0.1 * np.random.default_rng(seed).standard_normal(SAMPLE_RATE)).astype(np.float32)
-    y = lowpass(x, cutoff)
+    y = equalise(x, lowpass_hz=cutoff)
     assert _db(_band_power(y, 1.5 * cutoff, 8001) / _band_power(x, 1.5 * cutoff, 8001)) < -30
     assert _db(_band_power(y, 100, 0.7 * cutoff) / _band_power(x, 100, 0.7 * cutoff)) == pytest.approx(
         0, abs=0.5
@@ -252,7 +239,7 @@ def test_highpass_telephone_and_peaking_eq_shape_the_spectrum():
 
 
 def test_gain_and_clipping_keep_peaks_at_most_full_scale():
-    x = _tone(300, amp=0.9)
+    x = tone(300, amp=0.9)
     loud = random_gain(x, np.random.default_rng(0), replace(OFF, gain_db_range=(20.0, 20.0)))
     assert np.max(np.abs(loud)) == pytest.approx(1.0, rel=1e-6)
     clipped = random_gain(
@@ -318,125 +305,3 @@ def test_config_rejects_bad_values():
         AugmentConfig(speed_range=(1.2, 0.9))
     with pytest.raises(SpeechRNNError, match="babble_recordings: expected >= 0, got -1"):
         AugmentConfig(babble_recordings=-1)
-
-
-# --------------------------------------------------------------------------------------------- SpecAugment
-
-
-def _features(batch=4, frames=100, n=40, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, frames, n, generator=g) + 5.0
-
-
-@FAST
-@given(width=st.integers(1, 15), seed=st.integers(0, 10_000))
-def test_spec_augment_time_mask_covers_exactly_the_drawn_width_inside_the_clip(width, seed):
-    x = _features()
-    lengths = torch.tensor([100, 80, 40, 20])
-    g = torch.Generator().manual_seed(seed)
-    y = spec_augment(
-        x, lengths, g, time_masks=1, time_width=(width, width), max_time_fraction=1.0, freq_masks=0
-    )
-    changed = (y != x).all(dim=2)  # (batch, frames): whole frames are masked
-    assert torch.equal(changed, (y != x).any(dim=2))
-    for b, length in enumerate(lengths.tolist()):
-        frames = torch.nonzero(changed[b]).ravel()
-        assert frames.numel() == min(width, length)
-        assert (
-            frames.max() < length and frames.max() - frames.min() + 1 == frames.numel()
-        )  # one contiguous run
-    # The fill is each clip's per-coefficient mean over its valid frames.
-    mean = x[1, :80].mean(0)
-    torch.testing.assert_close(y[1][changed[1]], mean.expand(int(changed[1].sum()), -1))
-
-
-@FAST
-@given(width=st.integers(1, 10), seed=st.integers(0, 10_000))
-def test_spec_augment_frequency_mask_covers_exactly_the_drawn_width(width, seed):
-    x = _features()
-    lengths = torch.tensor([100, 60, 30, 1])
-    g = torch.Generator().manual_seed(seed)
-    y = spec_augment(x, lengths, g, time_masks=0, freq_masks=1, freq_width=(width, width), value=0.0)
-    for b, length in enumerate(lengths.tolist()):
-        bins = torch.nonzero((y[b, :length] == 0).all(dim=0)).ravel()
-        assert bins.numel() == width and bins.max() - bins.min() + 1 == width
-        assert torch.equal(y[b, length:], x[b, length:])  # padding untouched
-        assert int((y[b] != x[b]).sum()) == width * length
-
-
-def test_spec_augment_is_deterministic_and_bounded_by_the_time_fraction():
-    x = _features(batch=8)
-    lengths = torch.full((8,), 100)
-    a = spec_augment(
-        x, lengths, torch.Generator().manual_seed(3), time_masks=2, time_width=(0, 50), freq_masks=0
-    )
-    b = spec_augment(
-        x, lengths, torch.Generator().manual_seed(3), time_masks=2, time_width=(0, 50), freq_masks=0
-    )
-    assert torch.equal(a, b)
-    masked = (a != x).all(dim=2).sum(dim=1)
-    assert int(masked.max()) <= 2 * 20  # each mask at most 20 % of 100 frames
-    c = spec_augment(x, lengths, torch.Generator().manual_seed(4))
-    assert not torch.equal(a, c)
-    with pytest.raises(SpeechRNNError, match="expected features \\(batch, frames, n\\)"):
-        spec_augment(x[0], lengths)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_spec_augment_on_gpu_with_a_cpu_generator_matches_cpu():
-    x = _features()
-    lengths = torch.tensor([100, 80, 40, 20])
-    cpu = spec_augment(x, lengths, torch.Generator().manual_seed(1))
-    gpu = spec_augment(x.cuda(), lengths.cuda(), torch.Generator().manual_seed(1))
-    assert gpu.device.type == "cuda"
-    torch.testing.assert_close(gpu.cpu(), cpu)
-
-
-# ------------------------------------------------------------------------------- vocal tract length warp
-FEATS = FeatureConfig()
-
-
-def _log_mel_peak_hz(features: torch.Tensor) -> float:
-    """Centre frequency of the loudest log-mel band of `(frames, n_mfcc)` MFCCs, averaged over frames."""
-    dct = torchaudio.functional.create_dct(FEATS.n_mfcc, FEATS.n_mels, norm="ortho")
-    log_mel = (features.double() @ dct.T.double()).mean(0)
-    mel = np.linspace(
-        2595 * np.log10(1 + FEATS.f_min / 700), 2595 * np.log10(1 + FEATS.f_max / 700), FEATS.n_mels + 2
-    )
-    k = int(log_mel.argmax())
-    # the peak between bands: a parabola through the loudest band and its neighbours
-    a, b, c = (float(log_mel[j]) for j in (k - 1, k, k + 1))
-    centre = k + 0.5 * (a - c) / (a - 2 * b + c)
-    return float(700 * (10 ** (np.interp(centre, np.arange(FEATS.n_mels), mel[1:-1]) / 2595) - 1))
-
-
-def test_vocal_tract_warp_of_one_leaves_features_alone():
-    x = mfcc(_tone(700.0) + _tone(2300.0, amp=0.2))[None]
-    torch.testing.assert_close(vocal_tract_warp(x, torch.ones(1), FEATS), x, atol=1e-4, rtol=1e-5)
-
-
-@pytest.mark.parametrize("warp", [0.9, 1.1])
-def test_vocal_tract_warp_moves_a_formant_by_its_factor_and_leaves_the_timing(warp):
-    # A 1 kHz tone warped by `warp` sounds to the front end like a tone at `warp` kHz.
-    x = mfcc(_tone(1000.0, start=0.3, stop=0.7))
-    y = vocal_tract_warp(x[None], torch.tensor([warp]), FEATS)[0]
-    tone = slice(35, 65)  # frames well inside the tone
-    assert _log_mel_peak_hz(x[tone]) == pytest.approx(1000.0, rel=0.03)
-    assert _log_mel_peak_hz(y[tone]) == pytest.approx(1000.0 * warp, rel=0.03)
-    assert _log_mel_peak_hz(y[tone]) == pytest.approx(
-        _log_mel_peak_hz(mfcc(_tone(1000.0 * warp))[tone]), rel=0.03
-    )
-    energy = y[:, 0]  # c0 follows loudness: the tone still starts and stops where it did
-    assert energy[tone].min() > energy[:20].max() + 5 and energy[tone].min() > energy[-20:].max() + 5
-
-
-def test_random_vocal_tract_warp_draws_per_clip_and_repeats_with_the_generator():
-    x = mfcc(_tone(1000.0))[None].repeat(6, 1, 1)
-    a = random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 1.0, (0.9, 1.1), FEATS)
-    b = random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 1.0, (0.9, 1.1), FEATS)
-    torch.testing.assert_close(a, b)
-    peaks = [_log_mel_peak_hz(clip) for clip in a]
-    assert len({round(p) for p in peaks}) == 6 and all(880 < p < 1120 for p in peaks)
-    assert random_vocal_tract_warp(x, torch.Generator().manual_seed(3), 0.0, (0.9, 1.1), FEATS) is x
-    with pytest.raises(SpeechRNNError, match="warps"):
-        vocal_tract_warp(x, torch.ones(2), FEATS)

@@ -22,7 +22,7 @@ from speechrnn.decoding import (
     word_error_rate,
 )
 from speechrnn.errors import SpeechRNNError
-from speechrnn.text import BLANK_ID, SPACE_ID, VOCAB
+from speechrnn.vocab import BLANK_ID, SPACE_ID, VOCAB
 
 STEP = 0.02
 KEEP_ALL = DecodingOptions(min_word_score=0.0)

@@ -26,7 +26,7 @@ from speechrnn.features import FeatureConfig
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
 from speechrnn.streaming import LIVE_LOOKAHEAD_MS, StreamingRecognizer, StreamOutput
-from speechrnn.text import BLANK_ID
+from speechrnn.vocab import BLANK_ID
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

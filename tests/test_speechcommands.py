@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import math
 import shutil
 import tarfile
@@ -17,24 +16,24 @@ from torch.utils.data import DataLoader
 
 from speechrnn.audio import SAMPLE_RATE, save_audio
 from speechrnn.augment import AugmentConfig
+from speechrnn.corpus import PHRASE
 from speechrnn.errors import SpeechRNNError
 from speechrnn.speechcommands import (
     NO_LABEL,
-    PHRASE,
     SPLITS,
+    UTTERANCE,
     Batch,
     Example,
     class_counts,
     collate,
     download,
-    sample_weights,
     scan_corpus,
     silence_clip,
     split_name,
     task_labels,
 )
 from speechrnn.speechcommands import SpeechCommandsDataset as Dataset
-from speechrnn.text import decode
+from speechrnn.vocab import decode
 from speechrnn.words import KWS12_WORDS, SILENCE, UNKNOWN
 
 TRAIN_SPEAKERS, CLIPS_PER_WORD = (
@@ -98,6 +97,8 @@ def test_transcripts_and_word_times(corpus):
         assert 2 <= len(said) <= 4 and set(said) <= set(COMMANDS) and phrase.label == PHRASE
         assert [w.word for w in phrase.words] == said
     assert all(set(s.text.split()) <= set(SENTENCE_WORDS) for s in corpus.sentences["test"])
+    for utterance in corpus.utterances["train"]:  # said as one, each with its word times
+        assert utterance.label == UTTERANCE and [w.word for w in utterance.words] == utterance.text.split()
 
 
 def test_scan_agrees_with_torchaudio_on_files_labels_speakers_and_splits(fake_corpus, tmp_path):
@@ -115,14 +116,14 @@ def test_scan_agrees_with_torchaudio_on_files_labels_speakers_and_splits(fake_co
             seen.add((Path(rel).relative_to("speech_commands_v0.02").as_posix(), label, speaker))
         mine = {
             (c.rel, c.rel.split("/")[0], c.speaker)
-            for c in ours.clips[split] + ours.phrases[split] + ours.sentences[split]
+            for c in ours.clips[split] + ours.phrases[split] + ours.sentences[split] + ours.utterances[split]
         }
         assert mine == seen and rate == SAMPLE_RATE
 
 
 def test_real_corpus_layout_without_synthetic_extras(tmp_path):
     root = make_fake_corpus(tmp_path, words=KWS12_WORDS, speakers=3, per_speaker=1, phrases=False,
-                            unknown=False, sentences=False, meta=False)  # fmt: skip
+                            unknown=False, sentences=False, utterances=False, meta=False)  # fmt: skip
     corpus = scan_corpus(root)
     assert all(not corpus.phrases[s] and not corpus.sentences[s] for s in SPLITS)
     assert all(c.label in KWS12_WORDS and c.text == c.label and c.words == () for c in corpus.clips["train"])
@@ -218,14 +219,6 @@ def test_unknown_draw_changes_per_training_epoch_only(corpus):
     assert unknown_paths(val) == fixed and len(fixed) == 4
 
 
-def test_sample_weights_balance_the_classes(corpus):
-    ds = Dataset(corpus, "train", "12")
-    weights = sample_weights(ds)
-    labels = ds.item_labels()
-    totals = [float(weights[torch.from_numpy(labels == c)].sum()) for c in np.unique(labels)]
-    assert weights.shape == (len(ds),) and np.allclose(totals, 1.0)
-
-
 # ------------------------------------------------------------------------------------------------- items
 
 
@@ -246,7 +239,8 @@ def test_items_are_one_second_word_clips_with_their_transcripts(corpus):
 
 def test_phrases_have_no_label_and_sentences_are_unknown(corpus):
     ds = Dataset(corpus, "train", "12", phrases=True)
-    phrases = [ds[i] for i in np.flatnonzero(ds.item_labels() == NO_LABEL)]
+    unlabelled = np.flatnonzero(ds.item_labels() == NO_LABEL)
+    phrases = [ds[i] for i in unlabelled if "_phrases_" in ds.entry(i)[0].rel]
     assert len(phrases) == TRAIN_SPEAKERS * CLIPS_PER_WORD
     assert all(
         e.has_text and len(e.text.split()) >= 2 and e.audio.numel() >= 1.5 * SAMPLE_RATE for e in phrases
@@ -255,6 +249,14 @@ def test_phrases_have_no_label_and_sentences_are_unknown(corpus):
         ds.entry(i) for i in range(len(ds)) if ds.entry(i)[0] and "_sentences_" in ds.entry(i)[0].rel
     ]
     assert len(sentences) == TRAIN_SPEAKERS and all(label == 1 for _, label in sentences)
+    # Utterances too: `_unknown_` as a whole when they hold no label word (prose), else no single class.
+    utterances = [
+        ds.entry(i) for i in range(len(ds)) if ds.entry(i)[0] and "_utterances_" in ds.entry(i)[0].rel
+    ]
+    assert len(utterances) == 2 * TRAIN_SPEAKERS
+    for clip, label in utterances:
+        assert label == (NO_LABEL if set(clip.text.split()) & set(ds.labels) else 1)
+    assert {label for _, label in utterances} == {NO_LABEL, 1}
     # A sentence holding one of the label words has no single class.
     word = corpus.sentences["train"][0].text.split()[0]
     custom = Dataset(corpus, "train", labels=(SILENCE, UNKNOWN, "yes", word))
@@ -414,10 +416,3 @@ def test_download_failures_are_speechrnn_errors(tmp_path, monkeypatch):
         download(tmp_path)
     with pytest.raises(SpeechRNNError, match="unknown Speech Commands version 'v3'"):
         download(tmp_path, "v3")
-
-
-def test_clips_jsonl_is_written_for_every_clip_with_a_record(fake_corpus):
-    lines = (Path(fake_corpus) / "_meta_" / "clips.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    assert {"path", "label", "text", "speaker", "voice", "words"} <= set(records[0])
-    assert {r["label"] for r in records} >= {"_unknown_", "_phrase_", "_sentence_", "yes"}

@@ -19,7 +19,7 @@ from speechrnn.streaming import (
     latency_steps,
     offline_outputs,
 )
-from speechrnn.text import BLANK_ID, VOCAB
+from speechrnn.vocab import BLANK_ID, VOCAB
 
 FEATURES = FeatureConfig(n_mels=20, n_mfcc=12)
 

@@ -1,6 +1,8 @@
 """What the process may use of the machine."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -23,6 +25,12 @@ def test_usable_cores_without_affinity_counts_the_machine(monkeypatch):
     assert system.usable_cores() == 6
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this system")
-def test_usable_cores_here():
-    assert system.usable_cores() == len(os.sched_getaffinity(0)) >= 1
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this system")
+def test_a_process_pinned_to_one_core_uses_one():
+    # As `taskset -c N` or a one-core container would start it: the count is the process's, not the machine's.
+    pin = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})"
+    count = "from speechrnn.system import usable_cores; print(usable_cores())"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{pin}; {count}"], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "1"

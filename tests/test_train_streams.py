@@ -11,7 +11,8 @@ from speechrnn.errors import SpeechRNNError
 from speechrnn.evaluate import evaluate_model
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.speechcommands import NO_LABEL, collate, scan_corpus, task_labels
-from speechrnn.streams import (
+from speechrnn.train import TrainConfig, compute_loss
+from speechrnn.train_streams import (
     IGNORE,
     SETTLE_S,
     SLACK_S,
@@ -21,7 +22,6 @@ from speechrnn.streams import (
     TrainingStreams,
     step_targets,
 )
-from speechrnn.train import TrainConfig, compute_loss
 
 SIL, UNK, GO, STOP = 0, 1, 2, 3
 STEP = 0.02
@@ -109,7 +109,7 @@ def test_stream_items_are_unlabelled_and_their_words_are_where_the_sound_is(corp
 
 def test_fragments_are_unknown_and_leave_the_transcript_out(corpus):
     labels = task_labels(corpus, "12")
-    cfg = StreamConfig(per_epoch=30, fragment_prob=1.0, kinds=(1.0, 0.0, 0.0, 0.0))
+    cfg = StreamConfig(per_epoch=30, fragment_prob=1.0, kinds=(1.0, 0.0, 0.0, 0.0, 0.0))
     for ex in (TrainingStreams(corpus, labels, cfg, seed=0)[i] for i in range(30)):
         assert all(labels[sp.label] == "_unknown_" for sp in ex.spans)
         assert not ex.has_text and ex.text == ""

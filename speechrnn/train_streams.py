@@ -3,8 +3,8 @@
 Isolated one-second clips teach the label head what a word is, but not what a live stream looks like: words
 follow each other, phrases run on, unknown words and the first half of longer words ("for-" of "forward")
 come and go, and the forward state is carried from one word into the next. A *training stream* is made of
-2-4 training clips (command words, unknown words, phrases, sentences, and sometimes a command word cut
-short) trimmed to their speech and joined with random pauses, then passed through the room and channel
+2-4 training clips (command words, unknown words, phrases, sentences, connected utterances, and sometimes a
+command word cut short) trimmed to their speech and joined with random pauses, then passed through the room and channel
 augmentation as one recording.
 
 Every encoder step of a stream gets a target for the label head *pooled over the window ending at that step*,
@@ -25,9 +25,10 @@ from torch.utils.data import Dataset
 
 from .audio import SAMPLE_RATE, load_audio
 from .augment import AugmentConfig, activity_bounds, augment, noise_recordings, speed_up
+from .corpus import Clip
 from .errors import SpeechRNNError
 from .model import ModelOutput, Recognizer, windowed_labels
-from .speechcommands import NO_LABEL, Clip, Corpus, Example, split_name
+from .speechcommands import NO_LABEL, Corpus, Example, split_name
 from .words import SILENCE, UNKNOWN
 
 IGNORE = -100  # target of steps without one (`cross_entropy(ignore_index=IGNORE)`)
@@ -50,8 +51,9 @@ class StreamConfig:
     gap_s: tuple[float, float] = (0.05, 0.8)  # pause between clips
     edge_s: tuple[float, float] = (0.1, 0.6)  # pause before the first clip and after the last
     margin_s: float = 0.08  # audio kept around the words when a clip is trimmed to its speech
-    kinds: tuple[float, float, float, float] = (0.55, 0.2, 0.15, 0.1)  # chance of a command word, unknown
-    # word, phrase, sentence for each clip (renormalised over the kinds the corpus has)
+    # Chance of a command word, unknown word, phrase, sentence and connected utterance for each clip
+    # (renormalised over the kinds the corpus has).
+    kinds: tuple[float, ...] = (0.4, 0.15, 0.1, 0.05, 0.3)
     fragment_prob: float = 0.25  # chance a command word is cut short and becomes an `_unknown_` fragment
     fragment_range: tuple[float, float] = (0.3, 0.7)  # share of the word a fragment keeps
     speed_prob: float = 0.5  # chance of a per-clip speed change (its word times are scaled with it)
@@ -67,8 +69,8 @@ class StreamConfig:
                 f"StreamConfig: expected per_epoch >= 0 and max_seconds > 0, got {self.per_epoch}, "
                 f"{self.max_seconds}"
             )
-        if len(self.kinds) != 4 or min(self.kinds) < 0 or sum(self.kinds) <= 0:
-            raise SpeechRNNError(f"StreamConfig.kinds: expected 4 non-negative weights, got {self.kinds}")
+        if len(self.kinds) != 5 or min(self.kinds) < 0 or sum(self.kinds) <= 0:
+            raise SpeechRNNError(f"StreamConfig.kinds: expected 5 non-negative weights, got {self.kinds}")
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ class TrainingStreams(Dataset):
             tuple(c for c in clips if c.label not in self._word_ids),
             tuple(c for c in corpus.phrases[split] if c.words),
             tuple(c for c in corpus.sentences[split] if c.words),
+            tuple(c for c in corpus.utterances.get(split, ()) if c.words),
         )
         weights = np.array([w if pool else 0.0 for w, pool in zip(config.kinds, self._pools, strict=True)])
         if weights.sum() <= 0:
@@ -242,7 +245,7 @@ class TrainingStreams(Dataset):
         for k in range(int(rng.integers(cfg.clips[0], cfg.clips[1] + 1))):
             if k and t >= cfg.max_seconds:
                 break
-            kind = int(rng.choice(4, p=self._kind_p))
+            kind = int(rng.choice(len(self._kind_p), p=self._kind_p))
             pool = self._pools[kind]
             clip = pool[int(rng.integers(len(pool)))]
             fragment = kind == 0 and len(clip.words) <= 1 and rng.random() < cfg.fragment_prob
