@@ -64,9 +64,13 @@ class ServeConfig:
     max_connections: int = 16  # live streams at once; one more is refused
     max_session_s: float = 3600.0  # a live stream is closed after this long
     idle_s: float = 30.0  # ... or after this long without a message
-    max_frame_samples: int = SAMPLE_RATE  # the largest audio message: one second
+    max_frame_s: float = 1.0  # the longest audio message
     max_ahead_s: float = 5.0  # how far audio may run ahead of the wall clock (a burst after a stall)
     max_upload_mb: float = 50.0  # the largest file the drop zone transcribes
+
+    @property
+    def max_frame_samples(self) -> int:
+        return round(self.max_frame_s * SAMPLE_RATE)
 
 
 class Refusal(SpeechRNNError):
