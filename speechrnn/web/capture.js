@@ -1,6 +1,9 @@
 // The microphone as blocks of mono audio at `targetRate`: getUserMedia into an AudioWorklet that resamples.
 
 export async function startCapture({ targetRate, blockSamples, onBlock }) {
+  if (!navigator.mediaDevices) {
+    throw new Error(`browsers lend the microphone only to pages on localhost or https, not ${location.origin}`);
+  }
   const stream = await navigator.mediaDevices.getUserMedia({
     // the raw signal: the model never heard a browser's echo cancellation or gain control in training
     audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
