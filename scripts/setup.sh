@@ -17,12 +17,13 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- system packages ---------------------------------------------------------------------------------
 # libportaudio2: sounddevice (microphone); the synthesisers and voices: `speechrnn synth`;
-# sox: audio conversion and checks; pulseaudio and ALSA: a sound server for the live tests.
+# sox: audio conversion and checks; pulseaudio and ALSA: a sound server for the live tests; chromium: the
+# browser that tests `speechrnn serve`'s page (driven by Playwright, so no browser download).
 APT_PACKAGES=(
     libportaudio2 espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox
     festvox-italp16k festvox-itapc16k festival-czech festvox-czech-dita festvox-czech-machac festvox-czech-ph
     festvox-czech-krb festvox-suopuhe-lj festvox-suopuhe-mv
-    pulseaudio libasound2-plugins alsa-utils pulseaudio-utils
+    pulseaudio libasound2-plugins alsa-utils pulseaudio-utils chromium
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
@@ -128,12 +129,12 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$key" ]] \
     && "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("speechrnn")' 2>/dev/null; then
     say "pip: speechrnn already installed for this pyproject.toml"
 else
-    say "pip: installing speechrnn with extras dev,synth,deploy (torch is large: a few minutes on a new venv)"
+    say "pip: installing speechrnn with extras dev,synth,deploy,serve (torch is large: a few minutes on a new venv)"
     rm -f "$STAMP"
     # pip and the build backend are chatty even when quiet: keep their words for when something fails.
     log="$VENV/pip-install.log"
     if ! "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
-        -e "${ROOT}[dev,synth,deploy]" >"$log" 2>&1; then
+        -e "${ROOT}[dev,synth,deploy,serve]" >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         die "pip install failed (full log: $log)"
     fi

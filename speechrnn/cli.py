@@ -408,13 +408,69 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    """`speechrnn serve` (owned by speechrnn/serve.py)."""
+    from .serve import ServeConfig
+
+    defaults = ServeConfig()
+    p = sub.add_parser(
+        "serve",
+        help="a local web page that spots keywords through the browser's microphone and transcribes files",
+        description="Serve a page that captures the browser's microphone, streams it to this process over a "
+        "WebSocket and shows the keywords spotted as they are said (the same live engine as `listen`), the "
+        "scores of the last seconds, a threshold and keyword choice, and a drop zone that transcribes a file. "
+        "It listens on 127.0.0.1 only unless --host says otherwise; a browser allows the microphone on "
+        "http://127.0.0.1 and http://localhost (elsewhere only over https).",
+        epilog="examples:\n"
+        "  speechrnn serve                      # then open http://127.0.0.1:8000/\n"
+        "  speechrnn serve --port 0             # any free port; the URL printed says which\n"
+        "  speechrnn serve --onnx model.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default=defaults.host, help=f"address to listen on (default: {defaults.host})")
+    p.add_argument(
+        "--port", type=int, default=defaults.port, help=f"port, 0 for any free one (default: {defaults.port})"
+    )
+    engine = p.add_mutually_exclusive_group()
+    engine.add_argument(
+        "--model", metavar="CKPT", help="checkpoint (default: the model shipped with speechrnn)"
+    )
+    engine.add_argument(
+        "--onnx", metavar="FILE",
+        help="run the live streams with an exported step (speechrnn export) and onnxruntime; uploads are "
+        "transcribed with the shipped model",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-connections", type=int, default=defaults.max_connections, metavar="N",
+        help=f"live streams at once; one more is refused (default: {defaults.max_connections})",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-session-s", type=float, default=defaults.max_session_s, metavar="S",
+        help=f"a live stream is closed after this many seconds (default: {defaults.max_session_s:g})",
+    )  # fmt: skip
+
+    def run(args: argparse.Namespace) -> int:
+        import dataclasses
+
+        from .serve import serve
+
+        config = dataclasses.replace(
+            defaults, host=args.host, port=args.port, max_connections=args.max_connections,
+            max_session_s=args.max_session_s,
+        )  # fmt: skip
+        serve(model=args.model, onnx=args.onnx, config=config)
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="speechrnn",
         description="Speech command recogniser: build a corpus, train, evaluate, transcribe files, spot keywords live.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_synth, _add_train, _add_eval, _add_transcribe, _add_listen, _add_export):
+    for add in (_add_synth, _add_train, _add_eval, _add_transcribe, _add_listen, _add_export, _add_serve):
         add(sub)
     return parser
 
