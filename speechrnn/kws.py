@@ -121,6 +121,7 @@ class CTCKeywordSpotter:
         self.boundary = True  # a keyword may start here
         self.pending = np.full(len(self.keywords), -1.0)  # best score of a keyword waiting for its end
         self.pending_start = np.zeros(len(self.keywords), dtype=np.int64)
+        self.last_event = -1  # step of the last event
         self.step = 0
 
     def update(self, log_probs: np.ndarray) -> list[KeywordHit]:
@@ -146,9 +147,17 @@ class CTCKeywordSpotter:
             # Another letter after the keyword's last one: a longer word ("four" in "fourteen").
             self.pending[letter & (best != self.last_ids)] = -1.0
             fire = np.flatnonzero((self.pending >= 0) & ended)
-            for k in self._outermost(fire):
-                score, start = float(self.pending[k]), int(self.pending_start[k])
-                hits.append(KeywordHit(self.keywords[k], self.step, score, start))
+            # One word, one event: the best of those ending here, and none whose path began before the
+            # last event was decided ("tree" and "three" both spelled through the same sounds).
+            fresh = [k for k in self._outermost(fire) if self.pending_start[k] > self.last_event]
+            if fresh:
+                k = max(fresh, key=lambda k: self.pending[k])
+                hits.append(
+                    KeywordHit(
+                        self.keywords[k], self.step, float(self.pending[k]), int(self.pending_start[k])
+                    )
+                )
+                self.last_event = self.step
             self.pending[fire] = -1.0
             self.alpha[fire] = NEG  # this path fired; a new one must start again
             self.boundary = best == SPACE_ID or self.quiet >= self.boundary_steps

@@ -1,9 +1,14 @@
 """Live keyword spotting as a library: blocks of audio in, detections out (`speechrnn.spot`).
 
 The top layer of the live path. `open_step` loads a backend (a checkpoint's `TorchStep` or an exported
-`OnnxStep`); `KeywordListener` runs one stream through a `StreamingRecognizer` and a `KeywordSpotter`, block
-by block, and says what each block produced (for a display: detections, keyword scores, input level);
-`spot` is the plain iterator over it. `speechrnn listen` and `speechrnn serve` only display what these give.
+`OnnxStep`); `KeywordListener` runs one stream through a `StreamingRecognizer` and the spotters, block by
+block, and says what each block produced (for a display: detections, keyword scores, input level); `spot` is
+the plain iterator over it.
+
+Two spotters read the recogniser's outputs: the label head's (`spotter.KeywordSpotter`, the trained command
+words) and the CTC head's (`kws.CTCKeywordSpotter`, any word spelled a-z). `DECIDE` says how a trained
+command word is decided: by the label head alone, the CTC path alone, the CTC path confirmed by the label
+head, or either; a keyword outside the model's labels is always the CTC path's. `speechrnn listen` and `speechrnn serve` only display what these give.
 The blocks may come from anywhere: a microphone, a file, a socket.
 
 Torch-free with an ONNX step: torch is imported only to load a checkpoint.
@@ -21,6 +26,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .errors import SpeechRNNError
+from .kws import CTCKeywordSpotter, KeywordConfig
 from .latency import LIVE
 from .recognizer import StreamingRecognizer, StreamOutput
 from .spotter import NON_KEYWORDS, Detection, KeywordSpotter, SpotterConfig
@@ -33,6 +39,11 @@ RESET_AFTER_SILENCE_MS = 300.0
 # so that a word at its very end is decided as it would be live (events come a few hundred ms after a word).
 END_SILENCE_S = 0.5
 SILENT_DBFS = -120.0  # the level reported for an empty block
+DECISIONS = ("label", "ctc", "both", "either")  # how a trained command word is decided (see the module doc)
+DECIDE = "label"  # the default, chosen on the validation streams (docs/connected-speech.md)
+CONFIRM_S = 1.0  # "both": the label head must have given the keyword this recently ...
+CONFIRM_PROB = 0.2  # ... at least this smoothed probability
+SAME_EVENT_S = 0.6  # "either": a second event of the same keyword this soon is the same word
 
 
 def open_step(
@@ -86,14 +97,17 @@ class KeywordListener:
 
     Args:
         step: the backend (`open_step`); one step serves any number of listeners.
-        keywords: only these labels fire (None: every keyword the model knows).
-        threshold: smoothed probability a keyword must reach (None: `SpotterConfig`'s default).
+        keywords: the keywords to spot: trained command words, or any word or short phrase spelled a-z
+            (the CTC path's). None: every command word the model was trained on.
+        threshold: the score a keyword must reach (None: the decision's default).
         reset_after_silence_ms: forget the recurrent state after this long a pause (see
             `StreamingRecognizer`); None never resets.
         config: the spotter's other settings (`keywords` and `threshold` override its fields).
+        decide: how a trained command word is decided, one of `DECISIONS`.
+        ctc_config: the CTC path's settings; `thresholds` per keyword override its threshold.
 
     Raises:
-        SpeechRNNError: a keyword the model cannot spot; out-of-range settings.
+        SpeechRNNError: a keyword that cannot be spelled; out-of-range settings.
     """
 
     def __init__(
@@ -104,19 +118,35 @@ class KeywordListener:
         threshold: float | None = None,
         reset_after_silence_ms: float | None = RESET_AFTER_SILENCE_MS,
         config: SpotterConfig | None = None,
+        decide: str = DECIDE,
+        ctc_config: KeywordConfig | None = None,
+        thresholds: dict[str, float] | None = None,
     ):
+        if decide not in DECISIONS:
+            raise SpeechRNNError(f"expected a decision rule in {DECISIONS}, got {decide!r}")
+        self.recognizer = StreamingRecognizer(step, reset_after_silence_ms=reset_after_silence_ms)
+        labels = self.recognizer.labels
+        trained = [x for x in labels if x not in NON_KEYWORDS]
+        asked = None if keywords is None else tuple(" ".join(k.lower().split()) for k in keywords)
+        self.keywords = tuple(trained if asked is None else dict.fromkeys(asked))
+        spelled = [k for k in self.keywords if k not in labels]  # open vocabulary: the CTC path's
+        label_words = [k for k in self.keywords if k in labels]
         config = config or SpotterConfig()
-        if keywords is not None:
-            config = dataclasses.replace(config, keywords=tuple(keywords) or None)
+        config = dataclasses.replace(config, keywords=tuple(label_words) or None)
         if threshold is not None:
             config = dataclasses.replace(config, threshold=threshold)
-        self.recognizer = StreamingRecognizer(step, reset_after_silence_ms=reset_after_silence_ms)
-        self.spotter = KeywordSpotter(self.recognizer.labels, self.recognizer.step_seconds, config)
-        self.keywords = tuple(
-            label
-            for label in self.recognizer.labels
-            if label not in NON_KEYWORDS and (config.keywords is None or label in config.keywords)
-        )
+        self.decide = decide
+        self.spotter = KeywordSpotter(labels, self.recognizer.step_seconds, config)
+        ctc_words = spelled + ([] if decide == "label" else label_words)
+        ctc_config = ctc_config or KeywordConfig()
+        if threshold is not None and decide == "ctc":
+            ctc_config = dataclasses.replace(ctc_config, threshold=threshold)
+        self.ctc = None
+        if ctc_words:
+            self.ctc = CTCKeywordSpotter(ctc_words, self.recognizer.step_seconds, ctc_config, thresholds)
+        self._label_index = {x: i for i, x in enumerate(labels)}
+        self._recent: list[tuple[float, np.ndarray]] = []  # (ready time, smoothed label probabilities)
+        self._last: dict[str, float] = {}  # keyword -> time of its last event
 
     def accept(self, audio: np.ndarray) -> Heard:
         """Feed the next block: `(samples,)` float mono at 16 kHz, any length."""
@@ -128,6 +158,9 @@ class KeywordListener:
         samples = self.recognizer.samples
         heard = self._heard(StreamOutput.concat([silence, self.recognizer.flush()]), SILENT_DBFS, samples)
         self.spotter.reset()
+        if self.ctc is not None:
+            self.ctc.reset()
+        self._recent, self._last = [], {}
         return heard
 
     def run(self, blocks: Iterable[np.ndarray], end_silence_s: float = END_SILENCE_S) -> Iterator[Heard]:
@@ -137,11 +170,60 @@ class KeywordListener:
         yield self.finish(end_silence_s)
 
     def _heard(self, out: StreamOutput, level_db: float, samples: int | None = None) -> Heard:
-        events = tuple(self.spotter.update(out))
-        best = self.spotter.scores.max(axis=0) if out.steps else np.zeros(len(self.recognizer.labels))
-        index = {label: i for i, label in enumerate(self.recognizer.labels)}
+        label_events = self.spotter.update(out)
+        probs = self.spotter.scores
+        best = probs.max(axis=0) if out.steps else np.zeros(len(self.recognizer.labels))
+        scores = {
+            k: float(best[self._label_index[k]]) if k in self._label_index else 0.0 for k in self.keywords
+        }
+        asked = set(self.keywords)
+        events = [] if self.decide in ("ctc", "both") else [e for e in label_events if e.keyword in asked]
+        if self.ctc is not None:
+            first = self.ctc.step
+            for hit in self.ctc.update(out.ctc_log_probs):
+                i = hit.step - first
+                time, trained = float(out.ready_seconds[i]), hit.keyword in self._label_index
+                scores[hit.keyword] = max(scores.get(hit.keyword, 0.0), hit.score)
+                if (
+                    self.decide == "both"
+                    and trained
+                    and not self._confirmed(hit.keyword, time, probs[: i + 1], out)
+                ):
+                    continue
+                if (
+                    self.decide == "either"
+                    and trained
+                    and time - self._last.get(hit.keyword, -1e9) < SAME_EVENT_S
+                ):
+                    continue
+                events.append(Detection(hit.keyword, time, hit.score, hit.step))
+        if self.decide == "either":
+            events = [e for e in sorted(events, key=lambda e: e.time) if self._new(e)]
+        self._remember(out, probs)
         samples = self.recognizer.samples if samples is None else samples
-        return Heard(events, out, {k: float(best[index[k]]) for k in self.keywords}, level_db, samples)
+        return Heard(tuple(sorted(events, key=lambda e: e.time)), out, scores, level_db, samples)
+
+    def _confirmed(self, keyword: str, time: float, probs: np.ndarray, out: StreamOutput) -> bool:
+        """The label head gave `keyword` at least `CONFIRM_PROB` within `CONFIRM_S` before `time`."""
+        k = self._label_index[keyword]
+        recent = [p[k] for t, p in self._recent if t >= time - CONFIRM_S]
+        here = probs[out.ready_seconds[: len(probs)] >= time - CONFIRM_S, k] if len(probs) else []
+        return max([*recent, *here, 0.0]) >= CONFIRM_PROB
+
+    def _new(self, event: Detection) -> bool:
+        """`either`: the first event of a word (one of each spotter may report it)."""
+        if event.time - self._last.get(event.keyword, -1e9) < SAME_EVENT_S:
+            return False
+        self._last[event.keyword] = event.time
+        return True
+
+    def _remember(self, out: StreamOutput, probs: np.ndarray) -> None:
+        """Keep the last `CONFIRM_S` of smoothed label probabilities, for `both`."""
+        if self.decide != "both" or not len(probs):
+            return
+        self._recent += [(float(t), p) for t, p in zip(out.ready_seconds, probs, strict=True)]
+        horizon = self._recent[-1][0] - CONFIRM_S
+        self._recent = [(t, p) for t, p in self._recent if t >= horizon]
 
 
 def _level_db(audio: np.ndarray) -> float:
@@ -162,6 +244,7 @@ def spot(
     lookahead_ms: float = LIVE.lookahead_ms,
     reset_after_silence_ms: float | None = RESET_AFTER_SILENCE_MS,
     end_silence_s: float = END_SILENCE_S,
+    decide: str = DECIDE,
 ) -> Iterator[Detection]:
     """Spot keywords in a stream of audio blocks, yielding each detection as soon as it is decided.
 
@@ -171,11 +254,13 @@ def spot(
         model: a checkpoint path (None: the model shipped with the package), a loaded `Recognizer`, or a step
             (`open_step`).
         onnx: an exported step to run with onnxruntime instead (no torch needed).
-        keywords: only these labels fire (None: every keyword the model knows).
-        threshold: smoothed probability a keyword must reach (None: `SpotterConfig`'s default).
+        keywords: the keywords to spot: trained command words, or any word or short phrase spelled a-z
+            (found by the CTC path). None: every command word the model was trained on.
+        threshold: the score a keyword must reach (None: the decision's default).
         chunk_ms, lookahead_ms: latency control of a checkpoint (the presets of `latency.LIVE` by default).
         reset_after_silence_ms: forget the recurrent state after this long a pause; None never resets.
         end_silence_s: silence fed after the last block, so that a word at the very end is decided.
+        decide: how a trained command word is decided (`DECISIONS`; see the module docstring).
 
     Yields:
         `Detection(keyword, time, score, step)`, `time` in seconds from the stream's start.
@@ -185,7 +270,11 @@ def spot(
     """
     step = open_step(model, onnx, chunk_ms, lookahead_ms)
     listener = KeywordListener(
-        step, keywords=keywords, threshold=threshold, reset_after_silence_ms=reset_after_silence_ms
+        step,
+        keywords=keywords,
+        threshold=threshold,
+        reset_after_silence_ms=reset_after_silence_ms,
+        decide=decide,
     )
     for heard in listener.run(blocks, end_silence_s):
         yield from heard.detections

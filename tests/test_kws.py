@@ -62,6 +62,11 @@ def test_a_misspelled_word_scores_low():
     assert hits(["three"], "__t_r_e_e" + "_" * 12, threshold=0.05) == [("three", 14)]  # one letter missed
 
 
+def test_one_word_gives_one_event_the_best_spelled():
+    assert hits(["tree", "three"], "__t_h_r_e_e" + "_" * 12, threshold=0.05) == [("three", 16)]
+    assert hits(["tree", "three"], "__t_r_e_e" + "_" * 12, threshold=0.05) == [("tree", 14)]
+
+
 def test_events_do_not_depend_on_the_chunking():
     spelling = ("__y_e_s" + "_" * 14 + "n_o|s_t_o_p" + "_" * 10 + "g_o_l_d" + "_" * 11) * 3
     words = ["yes", "no", "stop", "go"]

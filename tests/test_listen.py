@@ -153,8 +153,8 @@ def test_a_missing_portaudio_gives_a_clear_error(model_path, tmp_path, monkeypat
 def test_clear_errors(model_path, clip, tmp_path, capsys):
     assert main(["listen", "--model", str(model_path), "--input", str(tmp_path / "missing.wav")]) == 2
     assert "missing.wav: no such file" in capsys.readouterr().err
-    assert main(["listen", "--model", str(model_path), "--input", str(clip), "--keywords", "maybe"]) == 2
-    assert "'maybe' is not one of the model's labels" in capsys.readouterr().err
+    assert main(["listen", "--model", str(model_path), "--input", str(clip), "--keywords", "r2-d2"]) == 2
+    assert "cannot spot 'r2-d2'" in capsys.readouterr().err
     assert main(["listen", "--model", str(model_path), "--input", str(clip), "--chunk-ms", "50"]) == 2
     assert "multiple of the model's 20 ms step" in capsys.readouterr().err
     assert main(["listen", "--model", str(model_path), "--fast"]) == 2

@@ -58,10 +58,28 @@ def test_spot_takes_keywords_threshold_and_a_step(speech):
     step = open_step()  # the shipped model; one step serves many streams
     assert [d.keyword for d in spot([speech], model=step, keywords=["left"])] == ["left"]
     assert list(spot([speech], model=step, threshold=1.0)) == []
-    with pytest.raises(SpeechRNNError, match="'maybe' is not one of the model's labels"):
-        list(spot([speech], model=step, keywords=["maybe"]))
+    assert list(spot([speech], model=step, keywords=["maybe"])) == []  # spelled: the CTC path's, not said
+    with pytest.raises(SpeechRNNError, match="spelled"):
+        list(spot([speech], model=step, keywords=["r2d2"]))
+    with pytest.raises(SpeechRNNError, match="decision rule"):
+        KeywordListener(step, decide="vote")
     with pytest.raises(SpeechRNNError, match="not both"):
         open_step(model="x.pt", onnx="x.onnx")
+
+
+@pytest.mark.parametrize("decide", ["ctc", "both", "either"])
+def test_the_ctc_path_hears_the_commands_alike_from_both_backends_and_any_block_size(
+    speech, onnx_file, decide
+):
+    """Trained command words decided by the CTC keyword path (alone, confirmed by the label head, or with
+    it), and a word the model was never trained on as a command, spelled: the same events however the
+    audio is cut and whichever backend runs the step."""
+    reference = [(d.keyword, d.step) for d in spot(_blocks(speech, 1600), decide=decide)]
+    assert [k for k, _ in reference] == ["yes", "left"]
+    for size in (517, speech.size):
+        for backend in ({"model": load_model()}, {"onnx": onnx_file}):
+            got = [(d.keyword, d.step) for d in spot(_blocks(speech, size), decide=decide, **backend)]
+            assert got == reference, (size, backend)
 
 
 def test_keyword_listener_reports_each_block(speech):
