@@ -58,7 +58,9 @@ from speechrnn.checkpoint import default_model_path, load_model
 from speechrnn.corpus import UTTERANCE
 from speechrnn.decoding import FILLER_WORDS, UNK_WORD, DecodingOptions
 from speechrnn.latency import LIVE
-from speechrnn.spotter import SpotterConfig
+from speechrnn.live import DECIDE, DECISIONS, RESET_AFTER_SILENCE_MS, KeywordListener
+from speechrnn.recognizer import StreamingRecognizer
+from speechrnn.streaming import TorchStep
 from speechrnn.transcribe import transcribe
 from speechrnn.utterances import DIGITS, HOMOPHONES, command_tokens
 from speechrnn.words import SILENCE, UNKNOWN
@@ -159,16 +161,27 @@ def run_pocketsphinx(clips: list[np.ndarray]) -> tuple[list[str], float]:
 
 
 def run_listen(
-    model, data: Path, records: list[dict], snr_db: float, seed: int
-) -> tuple[list, list[dict], float, float]:
-    """The utterances as one live stream: detections, the stream's words, its seconds, compute seconds."""
+    model, data: Path, records: list[dict], snr_db: float, seed: int, decisions: list[str]
+) -> tuple[dict[str, list], list[dict], float, float]:
+    """The utterances end to end as one live stream (noise between them), through the live recogniser once
+    and a `KeywordListener` per decision rule: the detections of each, the stream's words, its seconds, and
+    the compute seconds of the recogniser and each listener."""
     rng = np.random.default_rng(seed)
     noise = bench_streaming.noise_bed(data, bench_streaming.split_records(data, split_of(data, records)))
     audio, words = bench_streaming.build_stream(data, records, noise, rng, snr_db, (0.4, 1.2))
+    step = TorchStep(model, LIVE.chunk_ms, LIVE.lookahead_ms)
     start = time.perf_counter()
-    outputs = bench_streaming.stream_outputs(model, audio, LIVE.chunk_ms, LIVE.lookahead_ms)
-    detections = bench_streaming.detect(outputs, model.labels, SpotterConfig())
-    return detections, words, audio.size / SAMPLE_RATE, time.perf_counter() - start
+    rec = StreamingRecognizer(step, reset_after_silence_ms=RESET_AFTER_SILENCE_MS)
+    block = SAMPLE_RATE // 10
+    outputs = [rec.accept(audio[i : i + block]) for i in range(0, audio.size, block)] + [rec.flush()]
+    compute = time.perf_counter() - start
+    detections = {}
+    for decide in decisions:
+        listener = KeywordListener(step, decide=decide)
+        start = time.perf_counter()
+        detections[decide] = [d for out in outputs for d in listener.hear(out).detections]
+        detections[decide + " seconds"] = time.perf_counter() - start
+    return detections, words, audio.size / SAMPLE_RATE, compute
 
 
 # -------------------------------------------------------------------------------------------------- scoring
@@ -281,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snr-db", type=float, default=20.0, help="noise under each utterance (inf: none)")
     parser.add_argument("--fillers", type=int, nargs="+", default=[FILLER_WORDS], help="filler list sizes")
     parser.add_argument("--min-word-score", type=float, default=DecodingOptions.min_word_score)
+    parser.add_argument("--decide", nargs="+", default=[DECIDE], choices=DECISIONS, help="listen's rules")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--no-report", action="store_true", help="do not write docs/BENCHMARKS.md")
@@ -306,11 +320,13 @@ def main(argv: list[str] | None = None) -> int:
                     "fillers": n,
                 }
         elif name == "listen":
-            detections, truth, stream_s, seconds = run_listen(
-                model, args.data, records, args.snr_db, args.seed
+            found, truth, stream_s, seconds = run_listen(
+                model, args.data, records, args.snr_db, args.seed, args.decide
             )
-            heard = _detections_per_utterance(records, truth, detections)
-            systems["speechrnn listen"] = score_words(records, heard, keywords) | {"rtf": seconds / stream_s}
+            for decide in args.decide:
+                heard = _detections_per_utterance(records, truth, found[decide])
+                rtf = (seconds + found[decide + " seconds"]) / stream_s
+                systems[f"speechrnn listen ({decide})"] = score_words(records, heard, keywords) | {"rtf": rtf}
         elif name == "whisper":
             try:
                 texts, seconds = run_whisper(clips)

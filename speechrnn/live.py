@@ -150,13 +150,13 @@ class KeywordListener:
 
     def accept(self, audio: np.ndarray) -> Heard:
         """Feed the next block: `(samples,)` float mono at 16 kHz, any length."""
-        return self._heard(self.recognizer.accept(audio), _level_db(audio))
+        return self.hear(self.recognizer.accept(audio), _level_db(audio))
 
     def finish(self, end_silence_s: float = END_SILENCE_S) -> Heard:
         """End the stream: `end_silence_s` of silence, then every remaining step; ready for a new stream."""
         silence = self.recognizer.accept(np.zeros(round(end_silence_s * SAMPLE_RATE), np.float32))
         samples = self.recognizer.samples
-        heard = self._heard(StreamOutput.concat([silence, self.recognizer.flush()]), SILENT_DBFS, samples)
+        heard = self.hear(StreamOutput.concat([silence, self.recognizer.flush()]), SILENT_DBFS, samples)
         self.spotter.reset()
         if self.ctc is not None:
             self.ctc.reset()
@@ -169,7 +169,9 @@ class KeywordListener:
             yield self.accept(block)
         yield self.finish(end_silence_s)
 
-    def _heard(self, out: StreamOutput, level_db: float, samples: int | None = None) -> Heard:
+    def hear(self, out: StreamOutput, level_db: float = SILENT_DBFS, samples: int | None = None) -> Heard:
+        """Spot in the next outputs of a stream (what `accept` does after the recogniser; for outputs
+        computed once and read by several listeners, as a benchmark does)."""
         label_events = self.spotter.update(out)
         probs = self.spotter.scores
         best = probs.max(axis=0) if out.steps else np.zeros(len(self.recognizer.labels))
