@@ -123,7 +123,7 @@ def test_live_spotter_runs_an_exported_onnx_step_alike(engine, stream, tmp_path)
     pytest.importorskip("onnxruntime")
     from speechrnn.export import export_onnx
 
-    path = export_onnx(engine, tmp_path / "step.onnx")
+    path = export_onnx(engine.model, tmp_path / "step.onnx")
     runs = []
     for backend in (engine, LiveSpotter.load(onnx=path)):
         spotter = LiveSpotter(backend)
@@ -328,7 +328,7 @@ def tight(engine):
     """A server with tiny limits, run in a thread of this process."""
     config = ServeConfig(port=0, max_connections=2, max_session_s=2.0, idle_s=0.8, max_upload_mb=0.01)
     sock = bind("127.0.0.1", 0)
-    server = make_server(make_app(engine, engine, config), config)
+    server = make_server(make_app(engine, engine.model, config), config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
