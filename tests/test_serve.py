@@ -106,6 +106,7 @@ def test_live_spotter_reports_level_scores_and_takes_new_settings_mid_stream(eng
     spotter.configure(keywords=["seven", "yes"], threshold=0.5)  # ... until the page says otherwise
     rest = spotter.feed(stream[cut:]).detections + spotter.finish().detections
     assert [d.to_dict() for d in rest] == [default[2].to_dict()]
+    assert rest[0].step == default[2].step  # the new spotter keeps the stream's step numbers
     strict = LiveSpotter(engine, threshold=0.99)  # the same words, decided no sooner, once surer
     heard = strict.feed(stream).detections + strict.finish().detections
     assert [d.keyword for d in heard] == [d.keyword for d in default]
