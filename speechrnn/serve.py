@@ -2,7 +2,7 @@
 
 The page (`speechrnn/web/`, plain JavaScript modules, no build step) captures the microphone with an
 AudioWorklet, resamples it to 16 kHz mono and sends it over a WebSocket. Each connection gets its own live
-stream (`LiveSpotter`: the streaming recogniser and the spotter, as `listen` runs them), fed in a worker
+stream (`LiveSpotter`: a `live.KeywordListener` over the step they share, as `listen` runs it), fed in a worker
 thread so that the event loop, and every other client, goes on while it computes. After each block the
 server sends back the input level, the keyword scores and any detections. A dropped file goes to
 `transcribe`.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import re
 import socket
@@ -42,6 +41,9 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .errors import SpeechRNNError
+from .live import Heard, KeywordListener, open_step
+from .recognizer import StreamOutput
+from .spotter import NON_KEYWORDS, Detection, KeywordSpotter, SpotterConfig
 
 WEB_DIR = Path(__file__).with_name("web")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -49,7 +51,6 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 AUDIO_FORMAT = "f32le"  # the one sample format the page sends: float32 little-endian
 SAMPLE_BYTES = 4
 MAX_SAMPLE = 1.0  # captured audio stays within full scale; far beyond it, the bytes are not audio
-SILENT_DB = -120.0  # the level reported for digital silence
 
 # WebSocket close codes (RFC 6455 section 7.4.1; 4000-4999 are the application's own)
 CLOSE_NORMAL, CLOSE_UNSUPPORTED, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_BUSY = 1000, 1003, 1008, 1009, 1013
@@ -104,11 +105,10 @@ class LiveUpdate:
 
 
 class LiveSpotter:
-    """The server's one contact with the live engine: a recogniser and a spotter for one stream.
+    """The server's one contact with the live engine: a `live.KeywordListener` for one stream.
 
     Args:
-        engine: what `load` returned: a `Recognizer` (shared by every stream; inference only) or the path of
-            an exported ONNX step (each stream opens its own session).
+        step: what `load` returned, shared by every stream (a step holds no stream state).
         keywords: labels that may fire (None: every keyword; an empty list: none).
         threshold: the spotter's threshold (None: `SpotterConfig`'s default).
 
@@ -118,87 +118,71 @@ class LiveSpotter:
 
     _open: weakref.WeakSet = weakref.WeakSet()  # every live instance, for the leak check of `/stats`
 
-    def __init__(self, engine, keywords: list[str] | None = None, threshold: float | None = None):
-        from .listen import RESET_AFTER_SILENCE_MS
-        from .streaming import LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, StreamingRecognizer
-
-        if isinstance(engine, Path):
-            from .onnx_runner import OnnxStreamingRecognizer
-
-            self._stream = OnnxStreamingRecognizer(engine, reset_after_silence_ms=RESET_AFTER_SILENCE_MS)
-            self.labels = self._stream.labels
-        else:
-            self._stream = StreamingRecognizer(
-                engine, LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS, reset_after_silence_ms=RESET_AFTER_SILENCE_MS
-            )
-            self.labels = engine.labels
-        self._next_step = 0  # the stream's next encoder step
+    def __init__(self, step, keywords: list[str] | None = None, threshold: float | None = None):
+        self._listener = KeywordListener(step)
+        self.labels = self._listener.recognizer.labels
         self.configure(keywords, threshold)
         LiveSpotter._open.add(self)
 
     @staticmethod
-    def load(model: str | os.PathLike | None = None, onnx: str | os.PathLike | None = None):
-        """The engine every stream shares: a loaded checkpoint, or a checked ONNX step's path."""
-        if onnx is not None:
-            from .onnx_runner import load_session
-
-            load_session(onnx)  # a missing or unusable file is reported now, not at the first client
-            return Path(onnx)
-        from .checkpoint import load_model
-
-        return load_model(model)
+    def load(model=None, onnx: str | os.PathLike | None = None):
+        """The step every stream shares (`live.open_step`): a checkpoint path or `Recognizer`, or an ONNX step."""
+        return open_step(model, onnx)
 
     @property
     def keywords(self) -> tuple[str, ...]:
         """Every label that can fire."""
-        from .spotter import NON_KEYWORDS
-
         return tuple(label for label in self.labels if label not in NON_KEYWORDS)
 
     @property
     def threshold(self) -> float:
-        return self._spotter.config.threshold
+        return self._listener.spotter.config.threshold
 
     def configure(self, keywords: list[str] | None = None, threshold: float | None = None) -> None:
         """Change the keywords that fire and the threshold, from the next block on."""
-        from .spotter import KeywordSpotter, SpotterConfig
-
+        # an empty tuple fires nothing (the page's "none"); the listener's own `keywords=[]` means every one
         config = SpotterConfig(keywords=None if keywords is None else tuple(keywords))
         if threshold is not None:
             config = dataclasses.replace(config, threshold=threshold)
-        self._spotter = KeywordSpotter(self.labels, self._stream.step_seconds, config)
-        self._spotter_start = self._next_step  # a new spotter counts steps from 0
+        step_seconds = self._listener.recognizer.step_seconds
+        self._listener.spotter = TakeoverSpotter(self.labels, step_seconds, config)
 
     def feed(self, audio: np.ndarray) -> LiveUpdate:
         """Run `(samples,)` float32 16 kHz audio through the stream."""
-        rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
-        level = 20 * math.log10(rms) if rms > 0 else SILENT_DB
-        out = self._stream.accept(audio)
-        return self._update(out, self.seconds, max(level, SILENT_DB))
+        return self._update(self._listener.accept(audio))
 
     @property
     def seconds(self) -> float:
         """Audio heard so far."""
-        return self._stream.samples / SAMPLE_RATE
+        return self._listener.recognizer.samples / SAMPLE_RATE
 
     def finish(self) -> LiveUpdate:
         """End the stream as `listen` ends a file: a room's half second of silence, then the last steps."""
-        from .listen import END_SILENCE_S
-        from .streaming import StreamOutput
+        return self._update(self._listener.finish())
 
-        end = self._stream.accept(np.zeros(round(END_SILENCE_S * SAMPLE_RATE), np.float32))
-        heard = self.seconds
-        outs = [o for o in (end, self._stream.flush()) if o.steps]
-        return self._update(StreamOutput.concat(outs) if outs else end, heard, SILENT_DB)
-
-    def _update(self, out, heard: float, level_db: float) -> LiveUpdate:
+    @staticmethod
+    def _update(heard: Heard) -> LiveUpdate:
+        out, seconds = heard.output, heard.samples / SAMPLE_RATE
         if not out.steps:
-            return LiveUpdate(heard, level_db, None, None, ())
-        self._next_step = out.end
-        events = self._spotter.update(dataclasses.replace(out, start=out.start - self._spotter_start))
-        probs = out.label_logits.double().softmax(dim=-1).amax(dim=0)
-        score_time = float(out.ready_seconds[-1])
-        return LiveUpdate(heard, level_db, score_time, tuple(probs.tolist()), tuple(events))
+            return LiveUpdate(seconds, heard.level_db, None, None, heard.detections)
+        probs = tuple(out.label_probs().max(axis=0).tolist())
+        return LiveUpdate(seconds, heard.level_db, float(out.ready_seconds[-1]), probs, heard.detections)
+
+
+class TakeoverSpotter(KeywordSpotter):
+    """A `KeywordSpotter` that may take over a stream mid-way: it counts the stream as beginning at the first
+    output it is given (smoothing and runs start afresh there); its detections keep the stream's step numbers.
+    """
+
+    def reset(self) -> None:
+        super().reset()
+        self.origin = None  # the stream step this spotter counts from; set by the first output
+
+    def update(self, out: StreamOutput) -> list[Detection]:
+        if self.origin is None:
+            self.origin = out.start
+        events = super().update(dataclasses.replace(out, start=out.start - self.origin))
+        return [dataclasses.replace(e, step=e.step + self.origin) for e in events]
 
 
 def origin_allowed(origin: str, host_header: str, bind_host: str) -> bool:
@@ -309,7 +293,7 @@ def make_app(engine, transcriber, config: ServeConfig = ServeConfig(), model_nam
     """The Starlette application: the page, `/info`, `/stats`, `/transcribe` and the `/live` WebSocket.
 
     Args:
-        engine: `LiveSpotter.load`'s result, for the live streams.
+        engine: `LiveSpotter.load`'s result: the step every live stream runs.
         transcriber: the `Recognizer` that uploads are transcribed with.
         config: limits and the bind address (for the Origin and Host checks).
         model_name: what the page says it is running.
@@ -565,8 +549,8 @@ def serve(
     sock = bind(config.host, config.port)  # a port in use is said before the model loads
     port = sock.getsockname()[1]
     try:
-        engine = LiveSpotter.load(model=model, onnx=onnx)
-        transcriber = engine if onnx is None else load_model(model)
+        transcriber = load_model(model)
+        engine = LiveSpotter.load(model=transcriber if onnx is None else None, onnx=onnx)
     except BaseException:
         sock.close()
         raise

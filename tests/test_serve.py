@@ -106,6 +106,7 @@ def test_live_spotter_reports_level_scores_and_takes_new_settings_mid_stream(eng
     spotter.configure(keywords=["seven", "yes"], threshold=0.5)  # ... until the page says otherwise
     rest = spotter.feed(stream[cut:]).detections + spotter.finish().detections
     assert [d.to_dict() for d in rest] == [default[2].to_dict()]
+    assert rest[0].step == default[2].step  # the new spotter keeps the stream's step numbers
     strict = LiveSpotter(engine, threshold=0.99)  # the same words, decided no sooner, once surer
     heard = strict.feed(stream).detections + strict.finish().detections
     assert [d.keyword for d in heard] == [d.keyword for d in default]
@@ -123,7 +124,7 @@ def test_live_spotter_runs_an_exported_onnx_step_alike(engine, stream, tmp_path)
     pytest.importorskip("onnxruntime")
     from speechrnn.export import export_onnx
 
-    path = export_onnx(engine, tmp_path / "step.onnx")
+    path = export_onnx(engine.model, tmp_path / "step.onnx")
     runs = []
     for backend in (engine, LiveSpotter.load(onnx=path)):
         spotter = LiveSpotter(backend)
@@ -328,7 +329,7 @@ def tight(engine):
     """A server with tiny limits, run in a thread of this process."""
     config = ServeConfig(port=0, max_connections=2, max_session_s=2.0, idle_s=0.8, max_upload_mb=0.01)
     sock = bind("127.0.0.1", 0)
-    server = make_server(make_app(engine, engine, config), config)
+    server = make_server(make_app(engine, engine.model, config), config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
