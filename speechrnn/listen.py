@@ -23,6 +23,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, audio_duration, read_blocks
 from .checkpoint import load_model
+from .config import RESET_AFTER_SILENCE_MS
 from .errors import SpeechRNNError
 from .microphone import Block, Microphone, list_devices
 from .spotter import Detection, KeywordSpotter, SpotterConfig
@@ -38,7 +39,7 @@ OVERRUN_WARNING_S = 5.0  # without a terminal, report new overruns at most this 
 # correct detections on the held-out test stream 72.6 -> 78.0 %, false positives 12.6 -> 8.8 %). Since the
 # window is forgotten too (session 19), 300 ms is best on the validation stream at 20 dB, level with 500 and
 # 800 (correct minus false positives 92.2, 92.1, 92.1 % at 0.5; 200 ms 91.9, 1000 ms 91.6).
-RESET_AFTER_SILENCE_MS = 300.0
+# The value lives in config (RESET_AFTER_SILENCE_MS), where the command line reads it.
 # A file ends where a room would go on: this much silence follows its last sample through the recogniser, so
 # that a word at its very end is decided as it would be live (events come a median ~150 ms, and nine in ten
 # within ~250 ms, after the word's end). A person's "left" ending 0.25 s before the end of its file was

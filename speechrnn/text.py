@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 BLANK = "<blank>"
 CHARS = tuple("abcdefghijklmnopqrstuvwxyz' ")  # a–z, apostrophe, space
@@ -23,6 +25,8 @@ def normalize_text(text: str) -> str:
 
 def encode(text: str) -> torch.Tensor:
     """Text -> `(length,)` int64 ids (after `normalize_text`)."""
+    import torch  # here, so that the vocabulary (and `speechrnn --help`) import without torch
+
     return torch.tensor([_CHAR_TO_ID[c] for c in normalize_text(text)], dtype=torch.long)
 
 
