@@ -17,10 +17,12 @@ CELL_NAMES = ("gru", "lstm", "rnn")  # recurrent cells `model.CELLS` builds
 TASKS = ("all", "12")  # label sets: every corpus word, or the 12-class benchmark
 PRESET_NAMES = ("tiny", "small", "default")  # corpus sizes of `speechrnn synth` (see `synth.PRESETS`)
 SYNTH_PRESET = "default"  # the corpus `speechrnn synth` builds unless told
+SEED = 0  # where everything random starts unless told
 
 LIVE_CHUNK_MS = 120.0  # the live recogniser's chunk
 LIVE_LOOKAHEAD_MS = 160.0  # ... and look-ahead: the longest training draws (8 steps of 20 ms)
 RESET_AFTER_SILENCE_MS = 300.0  # listen forgets the recurrent state after a pause this long
+END_SILENCE_S = 0.5  # silence listen feeds after a replayed file, as a room would go on
 MAX_CHUNK_MS = 10_000.0  # longest chunk or look-ahead a command accepts: an ONNX step is sized by it
 
 INFERENCE_DEVICE = "cpu"  # where eval and transcribe run the model unless told
@@ -38,8 +40,13 @@ def describe_range(lo: float, hi: float = math.inf, *, integer: bool = False, ab
     """'a whole number at least 1', 'a finite number in [0, 1]', 'a finite number above 0', ..."""
     kind = "a whole number" if integer else "a finite number"
     if hi == math.inf:
-        return f"{kind} {'above' if above else 'at least'} {lo:g}"
-    return f"{kind} in {'(' if above else '['}{lo:g}, {hi:g}]"
+        return f"{kind} {'above' if above else 'at least'} {_plain(lo)}"
+    return f"{kind} in {'(' if above else '['}{_plain(lo)}, {_plain(hi)}]"
+
+
+def _plain(x: float) -> str:
+    """1000000 rather than 1e+06 where a bound is a whole number a person would type."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e12 else f"{x:g}"
 
 
 def out_of_range(value: object, lo: float, hi: float = math.inf, *, integer: bool = False,
@@ -149,7 +156,7 @@ class TrainConfig:
     stream_weight: float = 1.0  # weight of the streams' step-wise label loss
     val_streams: int = 300  # validation-voice streams scored every epoch (at most `streams`; none without)
     norm_clips: int = 2000  # training clips used to estimate the feature mean and variance
-    seed: int = 0  # everything random derives from it
+    seed: int = SEED  # everything random derives from it
     workers: int = 2  # DataLoader worker processes
     threads: int = 0  # CPU threads for torch; 0: every core of this process's share (see `cpu_threads`)
     device: str = "auto"  # auto, cpu, cuda, cuda:N

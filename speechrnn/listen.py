@@ -23,7 +23,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, audio_duration, read_blocks
 from .checkpoint import load_model
-from .config import RESET_AFTER_SILENCE_MS
+from .config import END_SILENCE_S, RESET_AFTER_SILENCE_MS
 from .errors import SpeechRNNError
 from .microphone import Block, Microphone, list_devices
 from .spotter import Detection, KeywordSpotter, SpotterConfig
@@ -43,8 +43,7 @@ OVERRUN_WARNING_S = 5.0  # without a terminal, report new overruns at most this 
 # A file ends where a room would go on: this much silence follows its last sample through the recogniser, so
 # that a word at its very end is decided as it would be live (events come a median ~150 ms, and nine in ten
 # within ~250 ms, after the word's end). A person's "left" ending 0.25 s before the end of its file was
-# missed without it.
-END_SILENCE_S = 0.5
+# missed without it. The value lives in config (END_SILENCE_S), where the command line reads it.
 
 
 class Source(Protocol):

@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -380,6 +381,7 @@ _SYNTH: Synthesizer | None = None
 
 def _init_worker() -> None:
     global _SYNTH
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     torch.set_num_threads(1)
     _SYNTH = Synthesizer()
 
