@@ -333,6 +333,8 @@ def check_run_out(out: str | os.PathLike, *, resume: bool = False, overwrite: bo
         SpeechRNNError: `out` is a folder; a run is there already and neither `resume` nor `overwrite` is
             given; `resume` without a state to resume from; both; a folder that cannot be created.
     """
+    if not str(out) or not Path(out).name or Path(out).name in (".", ".."):
+        raise SpeechRNNError(f"--out: expected the path of a checkpoint file, got {str(out)!r}")
     files = RunFiles.beside(out)
     if resume and overwrite:
         raise SpeechRNNError(
