@@ -144,7 +144,10 @@ def test_defaults_come_from_the_configs():
     listen = parser.parse_args(["listen"])
     assert listen.reset_after_silence_ms == config_module.RESET_AFTER_SILENCE_MS
     export = parser.parse_args(["export", "--out", "m.onnx"])
-    assert (export.chunk_ms, export.lookahead_ms) == (config_module.LIVE_CHUNK_MS, config_module.LIVE_LOOKAHEAD_MS)
+    assert (export.chunk_ms, export.lookahead_ms) == (
+        config_module.LIVE_CHUNK_MS,
+        config_module.LIVE_LOOKAHEAD_MS,
+    )
     transcribe = parser.parse_args(["transcribe", "x.wav"])
     assert transcribe.min_word_score == config_module.DecodingOptions.min_word_score
 
@@ -248,7 +251,9 @@ def test_a_truncated_wav_is_an_error_line_not_a_transcription(sandbox, tmp_path)
     data = (sandbox / "clip.wav").read_bytes()
     cut = tmp_path / "cut.wav"
     cut.write_bytes(data[: 44 + 2 * 5318])
-    code, out, _ = run(["transcribe", "--model", str(sandbox / "tiny.pt"), str(cut), "--json"], check_only=False)
+    code, out, _ = run(
+        ["transcribe", "--model", str(sandbox / "tiny.pt"), str(cut), "--json"], check_only=False
+    )
     assert code == 1
     line = json.loads(out)
     assert set(line) == {"path", "error"} and "truncated" in line["error"] and "5318 samples" in line["error"]
