@@ -45,8 +45,8 @@ def describe_range(lo: float, hi: float = math.inf, *, integer: bool = False, ab
 
 
 def _plain(x: float) -> str:
-    """1000000 rather than 1e+06 where a bound is a whole number a person would type."""
-    return str(int(x)) if float(x).is_integer() and abs(x) < 1e12 else f"{x:g}"
+    """1000000 rather than 1e+06 where a bound is a whole number."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def out_of_range(value: object, lo: float, hi: float = math.inf, *, integer: bool = False,

@@ -370,6 +370,10 @@ def train(
 ) -> Path:
     """Train a model and write the best checkpoint to `out` (plus `<out>.last.pt`, metrics and curves).
 
+    The stages are functions (`check_run_out`, `_resume`, `_make_data`, `_new_model`, `_open_run`,
+    `_validate`, `_end_epoch`); the epoch and step loops stay here, in view, as in nanoGPT's train.py, which
+    makes this function longer than the others.
+
     Args:
         cfg: training settings.
         out: path of the best checkpoint.
