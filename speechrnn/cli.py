@@ -44,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, whose usage errors are the one line that every other error of the command line is."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 
 def _number(lo: float, hi: float = math.inf, *, integer: bool = False, above: bool = False):
@@ -57,7 +57,8 @@ def _number(lo: float, hi: float = math.inf, *, integer: bool = False, above: bo
             value = None
         if value is None or out_of_range(value, lo, hi, integer=integer, above=above):
             kind = describe_range(lo, hi, integer=integer, above=above)
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
+            shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {shown}")
         return value
 
     parse.__name__ = "whole number" if integer else "number"  # argparse names the type in some messages
@@ -648,7 +649,9 @@ def main(argv: list[str] | None = None, *, check_only: bool = False) -> int:
         argv: the arguments (default: sys.argv[1:]).
         check_only: stop after the options and paths are checked, before any work (tests).
     """
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # said by the command's parser, so that the line names the command
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         args.check(args)
         if check_only:
@@ -669,8 +672,9 @@ def main(argv: list[str] | None = None, *, check_only: bool = False) -> int:
         return 2
 
 
-def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split("\n"))
+def _one_line(message: object) -> str:
+    """`message` on one line: a character that is not printable (a newline in a path) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
 
 
 def entry() -> None:

@@ -53,12 +53,13 @@ def out_of_range(value: object, lo: float, hi: float = math.inf, *, integer: boo
                  above: bool = False) -> str | None:  # fmt: skip
     """None when `value` is a finite number in [lo, hi] (above `lo` if `above`; whole if `integer`), else
     what was expected and what was received."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and integer:
-        ok = float(value).is_integer()
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and isinstance(value, float):  # an int is whole and finite, however long (float() would overflow)
+        ok = math.isfinite(value) and (value.is_integer() or not integer)
     if ok and lo <= value <= hi and not (above and value == lo):
         return None
-    return f"expected {describe_range(lo, hi, integer=integer, above=above)}, got {value!r}"
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return f"expected {describe_range(lo, hi, integer=integer, above=above)}, got {shown}"
 
 
 def check_range(what: str, value: object, lo: float, hi: float = math.inf, *, integer: bool = False,

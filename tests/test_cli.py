@@ -32,7 +32,7 @@ from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.transcribe import COMMAND_FLOOR, Transcription, _LabelPicker
 
 NUMBERS = ["nan", "NaN", "inf", "-inf", "-1", "0", "1", "0.5", "2", "120", "1e8", "1e308", "1" + "0" * 40,
-           "", "abc", "1.5", "0x10", " 3"]  # fmt: skip
+           "", "abc", "1.5", "0x10", " 3", "9" * 400]  # fmt: skip
 LABELS = ("_silence_", "_unknown_", "yes", "no", "house")
 
 
@@ -339,3 +339,11 @@ def test_numbers_are_parsed_as_written():
     for text in ("nan", "inf", "-0.1", "1.01", "", "x"):
         with pytest.raises(Exception, match="expected a finite number in"):
             parse(text)
+
+
+@pytest.mark.parametrize("argv", [["eval", "--data", "\r"], ["train", "--data", "a\nb", "--out", "m.pt"],
+                                  ["listen", "--bogus\n"]])  # fmt: skip
+def test_a_control_character_in_a_value_stays_on_the_one_line(argv):
+    code, _, err = run(argv)
+    assert_one_line_error(code, err, argv[0])
+    assert "\\r" in err or "\\n" in err
