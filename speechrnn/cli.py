@@ -71,13 +71,13 @@ _CHUNK_MS = _number(0.0, MAX_CHUNK_MS, above=True)
 _LOOKAHEAD_MS = _number(0.0, MAX_CHUNK_MS)
 
 
-def _input_file(path: str | None, option: str) -> None:
+def _input_file(path: str | None, option: str, kind: str = "file") -> None:
     """A file the command will read: it must exist and be a file (its content is checked when read)."""
     if path is None:
         return
     p = Path(path)
     if not p.exists():
-        raise SpeechRNNError(f"{option} {path}: no such file")
+        raise SpeechRNNError(f"{option} {path}: no such {kind}")
     if p.is_dir():
         raise SpeechRNNError(f"{option} {path}: is a folder, expected a file")
 
@@ -271,7 +271,7 @@ def _check_train(args: argparse.Namespace) -> None:
     _train_configs(args)
     config.check_device(args.device, allow_auto=True)
     _input_folder(args.data, "--data")
-    _input_file(args.init, "--init")
+    _input_file(args.init, "--init", "checkpoint file")
     if args.init is not None and args.resume:
         raise SpeechRNNError("--init starts a new run from a checkpoint, --resume continues one: give one")
     check_run_out(args.out, resume=args.resume, overwrite=args.overwrite)
@@ -326,7 +326,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                 "--lookahead-ms applies to a chunk: give --chunk-ms too (full context needs none)"
             )
         config.check_device(args.device)
-        _input_file(args.model, "--model")
+        _input_file(args.model, "--model", "checkpoint file")
         _input_folder(args.data, "--data")
         if args.plot is not None:
             if Path(args.plot).suffix.lower() not in PLOT_SUFFIXES:
@@ -419,7 +419,7 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
             hint = " (--words takes every name after it: put it after the files, or end it with --)"
             p.error("expected at least one FILE_OR_DIR" + (hint if args.words else ""))
         config.check_device(args.device)
-        _input_file(args.model, "--model")
+        _input_file(args.model, "--model", "checkpoint file")
 
     def run(args: argparse.Namespace) -> int:
         from .transcribe import main_transcribe
@@ -531,8 +531,8 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
             raise SpeechRNNError("--device chooses a microphone, --input replays a file instead: give one")
         if args.fast and args.input is None:
             raise SpeechRNNError("--fast replays a file: give it with --input FILE")
-        _input_file(args.model, "--model")
-        _input_file(args.onnx, "--onnx")
+        _input_file(args.model, "--model", "checkpoint file")
+        _input_file(args.onnx, "--onnx", "ONNX file")
         _input_file(args.input, "--input")
 
     def run(args: argparse.Namespace) -> int:
@@ -608,7 +608,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     def check(args: argparse.Namespace) -> None:
         if not args.out.endswith(".onnx"):
             raise SpeechRNNError(f"--out should name a .onnx file, got {args.out!r}")
-        _input_file(args.model, "--model")
+        _input_file(args.model, "--model", "checkpoint file")
         _output_file(args.out, "--out")
 
     def run(args: argparse.Namespace) -> int:
