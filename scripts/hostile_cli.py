@@ -97,7 +97,7 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
     return {str(p.relative_to(folder)): content(p) for p in folder.rglob("*")}
 
 
-def judge(case: Case, result: Result, before: dict, after: dict) -> tuple[str, str]:
+def judge(case: Case, result: Result, before: dict, after: dict, w: Path) -> tuple[str, str]:
     said_last = (result.err.strip().splitlines() or [""])[-1]
     first = (said_last or (result.out.strip().splitlines() or [""])[0])[:110]
     if "Traceback" in result.err or result.code not in (0, 1, 2, 130):
@@ -107,13 +107,13 @@ def judge(case: Case, result: Result, before: dict, after: dict) -> tuple[str, s
         return "stray output", f"{len(said)} lines on stderr: {' / '.join(said[:2])[:100]}"
     if result.code == 130:
         return "clean", first
-    changed = [k for k, v in before.items() if k in case_protected(case) and after.get(k) != v]
+    protected = {str(p.relative_to(w)) for p in case.protect}
+    changed = [k for k, v in before.items() if k in protected and after.get(k) != v]
     if changed:
         return "data loss", f"changed: {', '.join(changed)}"
     if result.code == 2:
-        lines = result.err.strip().splitlines()
-        one_line = len(lines) >= 1 and lines[-1].startswith(f"speechrnn {case.argv[0]}: error:")
-        if not one_line:
+        errors = [line for line in said if ": error:" in line]
+        if len(errors) != 1 or not said[-1].startswith(f"speechrnn {case.argv[0]}: error:"):
             return "traceback", f"not one error line: {first}"
         left = sorted(set(after) - set(before))
         if left:
@@ -130,13 +130,6 @@ def judge(case: Case, result: Result, before: dict, after: dict) -> tuple[str, s
     if problem:
         return "silent wrong answer", problem
     return "clean", first if result.code else f"ok: {first}" if first else "ok"
-
-
-_PROTECTED: dict[int, set[str]] = {}
-
-
-def case_protected(case: Case) -> set[str]:
-    return _PROTECTED.get(id(case), set())
 
 
 def noise_wav(path: Path, seconds: float, seed: int = 0, rate: int = 16000) -> Path:
@@ -338,8 +331,6 @@ def build_cases(w: Path) -> list[Case]:
                 slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{command}{option}_{value}")  # a folder of its own
                 argv = [command, *(a.replace("CASE", slug) for a in base), option, value]
                 cases.append(Case(f"{command} {option} {value!r}", argv, expect))
-    for case in cases:
-        _PROTECTED[id(case)] = {str(p.relative_to(w)) for p in case.protect}
     return cases
 
 
@@ -351,7 +342,7 @@ def run_cases(w: Path, cases: list[Case]) -> list[Row]:
         before = snapshot(w)
         result = case.run(case) if case.run else speechrnn(case.argv, w, case.stdin)
         after = snapshot(w)
-        outcome, detail = judge(case, result, before, after)
+        outcome, detail = judge(case, result, before, after, w)
         shown = " ".join(shlex.quote(a.replace(str(w) + "/", "")) for a in case.argv)
         rows.append(Row(case.name, f"speechrnn {shown}"[:100], outcome, detail))
         print(f"{outcome:<20} {case.name:<45} {detail[:80]}", flush=True)

@@ -260,12 +260,12 @@ def test_train_config_round_trips_and_an_older_checkpoint_trains_without_the_for
 def test_train_command_passes_the_formant_warp_and_kept_epochs(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr(train_module, "train", lambda cfg, out, **kw: seen.update(cfg=cfg))
-    argv = ["train", "--data", "x", "--out", str(tmp_path / "m.pt")]
+    argv = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m.pt")]  # checked: a folder
     assert cli.main([*argv, "--vtlp", "0.6", "--vtlp-range", "0.85", "1.15", "--keep-epochs"]) == 0
     cfg = seen["cfg"]
     assert (cfg.vtlp_prob, cfg.vtlp_range, cfg.keep_epochs) == (0.6, (0.85, 1.15), True)
     assert cli.main(argv) == 0
-    defaults = TrainConfig(data="x")
+    defaults = TrainConfig(data=str(tmp_path))
     assert (seen["cfg"].vtlp_prob, seen["cfg"].vtlp_range) == (defaults.vtlp_prob, defaults.vtlp_range)
     assert not seen["cfg"].keep_epochs
 
