@@ -55,8 +55,9 @@ from bench_transcribe import write_section
 
 from speechrnn.audio import SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import default_model_path, load_model
+from speechrnn.config import FILLER_WORDS
 from speechrnn.corpus import UTTERANCE
-from speechrnn.decoding import FILLER_WORDS, UNK_WORD, DecodingOptions
+from speechrnn.decoding import UNK_WORD, DecodingOptions
 from speechrnn.latency import LIVE
 from speechrnn.live import DECIDE, DECISIONS, RESET_AFTER_SILENCE_MS, KeywordListener
 from speechrnn.recognizer import StreamingRecognizer

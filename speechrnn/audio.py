@@ -1,14 +1,24 @@
 """Reading audio: any file soundfile understands becomes float32 mono at 16 kHz.
 
 Everything downstream assumes `SAMPLE_RATE`; this module is the only place that resamples or mixes down.
+
+A damaged file is an error, never a quiet part of one: a file shorter than its header says (a copy or a
+recording cut off) raises a SpeechRNNError naming both lengths, rather than giving the audio that is there,
+because an answer about part of a file read as if it were the whole is a wrong answer given without a word.
+Only regular files are read: a pipe or a device (`/dev/stdin`) is refused by name, as they cannot be read
+twice (its length, then its samples).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
 import os
+import re
+import stat
+import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -63,6 +73,45 @@ class _Bytes(io.BytesIO):
             return self.tell()
 
 
+@contextlib.contextmanager
+def _quiet_decoder():
+    """Keep a C decoder's own messages off stderr (libmpg123 prints its complaints about a damaged MP3
+    there); what went wrong reaches the user as the SpeechRNNError."""
+    fd = 2  # the C library's stderr, whatever Python's sys.stderr is now
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+# libsndfile's log of a header whose data chunk is longer than the file ("data : 64000 (should be 10636)").
+_SHORT_CHUNK = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_LENGTHS = (0, 0xFFFFFFFF, 0x7FFFFFFF)  # what streaming writers put where the length is not known
+
+
+def _check_complete(f: sf.SoundFile, name: str) -> None:
+    """Raise a SpeechRNNError if the file holds fewer samples than its header says."""
+    match = _SHORT_CHUNK.search(f.extra_info or "")
+    if not match:
+        return
+    claimed, present = int(match.group(1)), int(match.group(2))
+    if claimed in _UNKNOWN_LENGTHS or claimed <= present:
+        return
+    frame_bytes = max(1, present // max(1, f.frames)) if f.frames else 0
+    promised = f" ({claimed // frame_bytes} samples)" if frame_bytes else ""
+    raise SpeechRNNError(
+        f"{name}: truncated: its header promises {claimed} bytes of audio{promised}, the file holds {present} "
+        f"({f.frames} samples); expected a complete file"
+    )
+
+
 def _open(source: AudioSource) -> sf.SoundFile:
     """Open `source` with soundfile, turning every failure into a SpeechRNNError naming the source."""
     name = _describe(source)
@@ -72,8 +121,16 @@ def _open(source: AudioSource) -> sf.SoundFile:
             raise SpeechRNNError(f"{name}: no such file")
         if path.is_dir():
             raise SpeechRNNError(f"{name}: is a directory, expected an audio file")
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise SpeechRNNError(
+                f"{name}: is a pipe or a device, expected a regular audio file (save the stream to a file first)"
+            )
         if path.stat().st_size == 0:
             raise SpeechRNNError(f"{name}: empty file (0 bytes), expected audio")
+        try:
+            os.close(os.open(path, os.O_RDONLY))
+        except OSError as err:
+            raise SpeechRNNError(f"{name}: cannot be read ({err.strerror})") from None
     else:
         if not isinstance(source, bytes):
             if not callable(getattr(source, "read", None)):
@@ -91,14 +148,22 @@ def _open(source: AudioSource) -> sf.SoundFile:
             raise SpeechRNNError(f"{name}: empty input (0 bytes), expected audio")
         source = _Bytes(source)
     try:
-        f = sf.SoundFile(source)
+        with _quiet_decoder():
+            f = sf.SoundFile(source)
     except _FILE_ERRORS as err:
-        raise SpeechRNNError(f"{name}: not a readable audio file ({_reason(err)})") from None
-    if not MIN_RATE <= f.samplerate <= MAX_RATE:
+        reason = _reason(err)
+        if "possibly a pipe" in reason:  # libsndfile's words for a format it does not recognise
+            reason = "unknown format, or damaged data"
+        raise SpeechRNNError(f"{name}: not a readable audio file ({reason})") from None
+    try:
+        if not MIN_RATE <= f.samplerate <= MAX_RATE:
+            raise SpeechRNNError(
+                f"{name}: sample rate {f.samplerate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz; the file is corrupt"
+            )
+        _check_complete(f, name)
+    except SpeechRNNError:
         f.close()
-        raise SpeechRNNError(
-            f"{name}: sample rate {f.samplerate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz; the file is corrupt"
-        )
+        raise
     return f
 
 
@@ -114,7 +179,8 @@ def _read(f: sf.SoundFile, frames: int, name: str) -> np.ndarray:
     while remaining > 0:
         want = int(min(piece, remaining))
         try:
-            data = f.read(want, dtype="float32", always_2d=True)
+            with _quiet_decoder() if f.format == "MPEG" else contextlib.nullcontext():
+                data = f.read(want, dtype="float32", always_2d=True)
         except _FILE_ERRORS as err:
             raise SpeechRNNError(f"{name}: audio data could not be decoded ({_reason(err)})") from None
         parts.append(data)
@@ -216,7 +282,8 @@ def load_audio(source: AudioSource) -> np.ndarray:
         `(samples,)` float32 array at `SAMPLE_RATE`, nominally in [-1, 1].
 
     Raises:
-        SpeechRNNError: the source is missing, empty, not audio, truncated, or holds no or non-finite samples.
+        SpeechRNNError: the source is missing, empty, not a regular file, unreadable, not audio, truncated
+            (shorter than its header says), or holds no or non-finite samples.
         TypeError: `source` is neither a path, nor bytes, nor a file object.
     """
     name = _describe(source)

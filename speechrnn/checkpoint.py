@@ -1,5 +1,9 @@
 """Checkpoints: one self-describing file, loadable with `torch.load(weights_only=True)`, written atomically.
 
+Every file here is written through `atomic_write`: a temp file `.<name>.<random>.tmp` beside it, then a
+rename, so a kill leaves the old file or the new one, never half of one; `remove_stale_temps` clears what a
+kill left behind.
+
 Layout (format version 1): `format`, `version`, `model_config`, `feature_config`, `labels`, `vocab`, `model`
 (state dict, which holds the normalisation statistics), optional `train` (training config, progress,
 optimiser state, metrics history) and optional `info` (free-form: data, command, timings).
@@ -8,8 +12,9 @@ optimiser state, metrics history) and optional `info` (free-form: data, command,
 from __future__ import annotations
 
 import os
+import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -48,16 +53,53 @@ def save_checkpoint(
         ckpt["train"] = train
     if info is not None:
         ckpt["info"] = info
+    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> None:
+    """Create `path` (and its folder) through `write(temp_path)` and a rename: readers see the old file or the
+    new one, never a part. The temp file is removed if `write` fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(ckpt, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise a SpeechRNNError unless a file can be written at `path` (its folder may not exist yet): checked
+    before the work whose result it will hold."""
+    path = Path(path)
+    if path.is_dir():
+        raise SpeechRNNError(f"{path}: is a folder, expected the path of a file to write")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SpeechRNNError(f"{path}: cannot be created, {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SpeechRNNError(f"{path}: cannot be created, permission denied in {folder}")
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the temp files a killed `atomic_write` of `path` left (also those of older versions, which had
+    no `.tmp` suffix); returns what was deleted. Call it where no other process writes `path`."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}(\.tmp)?")
+    stale = [p for p in path.parent.glob(f".{glob_escape(path.name)}.*") if pattern.fullmatch(p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def glob_escape(name: str) -> str:
+    """`name` with glob's special characters taken literally."""
+    return re.sub(r"([*?[])", r"[\1]", name)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -82,6 +124,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise SpeechRNNError(
             f"{path}: checkpoint vocabulary differs from this speechrnn's ({len(VOCAB)} symbols)"
         )
+    weights = ckpt.get("model")
+    if isinstance(weights, dict):
+        for name, value in weights.items():
+            # NaN weights load and run, and every score they give is NaN: a silent wrong answer.
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not value.isfinite().all():
+                bad = int((~value.isfinite()).sum())
+                raise SpeechRNNError(
+                    f"{path}: weight {name} holds {bad} NaN or infinite values, expected finite numbers "
+                    "(a diverged or damaged model)"
+                )
     return ckpt
 
 
@@ -94,8 +146,10 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> Recognizer:
             FeatureConfig(**ckpt["feature_config"]),
         )
         model.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise SpeechRNNError(f"{source}: checkpoint does not describe a valid model ({err})") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, SpeechRNNError) as err:
+        reason = " ".join(str(err).split())  # load_state_dict's report spans lines
+        reason = reason if len(reason) <= 300 else reason[:300] + " ..."
+        raise SpeechRNNError(f"{source}: checkpoint does not describe a valid model ({reason})") from None
     return model.eval()
 
 

@@ -1,12 +1,108 @@
-"""Command line: `speechrnn <command>`. A thin shell: each command parses, then calls one library function."""
+"""Command line: `speechrnn <command>`. A thin shell: each command parses, checks, then calls one library function.
+
+Every option is checked where it is parsed (a number that is NaN, infinite, out of range or of the wrong
+kind), and each command's `check` looks at its options together and at every path before any work: a
+missing input, an output that is a folder or cannot be created, an option that the others make
+meaningless. Each failure is one line, `speechrnn COMMAND: error: ...`, and exit status 2; the work never
+starts on options that would fail after it. Defaults come from `config`; this module and `config` import
+no torch, so `--help` is fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+from pathlib import Path
+from typing import NoReturn
 
+from . import config
+from .config import (
+    DECIDE,
+    DECISIONS,
+    EVAL_BATCH_SIZE,
+    FILLER_WORDS,
+    INFERENCE_DEVICE,
+    MAX_CHUNK_MS,
+    MAX_SEED,
+    MAX_WORKERS,
+    RESET_AFTER_SILENCE_MS,
+    TRANSCRIBE_BATCH_SIZE,
+    DecodingOptions,
+    ModelConfig,
+    SpotterConfig,
+    TrainConfig,
+    describe_range,
+    out_of_range,
+)
 from .errors import SpeechRNNError
+from .latency import LIVE
+
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")  # what --plot may write (matplotlib picks the format by suffix)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors are the one line that every other error of the command line is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _number(lo: float, hi: float = math.inf, *, integer: bool = False, above: bool = False):
+    """An argparse type: a finite number in the range (see `config.out_of_range`)."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            value = None
+        if value is None or out_of_range(value, lo, hi, integer=integer, above=above):
+            kind = describe_range(lo, hi, integer=integer, above=above)
+            shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {shown}")
+        return value
+
+    parse.__name__ = "whole number" if integer else "number"  # argparse names the type in some messages
+    return parse
+
+
+_PROBABILITY = _number(0.0, 1.0)
+_COUNT = _number(1, 1_000_000, integer=True)
+_CHUNK_MS = _number(0.0, MAX_CHUNK_MS, above=True)
+_LOOKAHEAD_MS = _number(0.0, MAX_CHUNK_MS)
+
+
+def _input_file(path: str | None, option: str, kind: str = "file") -> None:
+    """A file the command will read: it must exist and be a file (its content is checked when read)."""
+    if path is None:
+        return
+    p = Path(path)
+    if not p.exists():
+        raise SpeechRNNError(f"{option} {path}: no such {kind}")
+    if p.is_dir():
+        raise SpeechRNNError(f"{option} {path}: is a folder, expected a file")
+
+
+def _input_folder(path: str, option: str) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise SpeechRNNError(f"{option} {path}: no such folder")
+    if not p.is_dir():
+        raise SpeechRNNError(f"{option} {path}: is a file, expected a folder")
+
+
+def _output_file(path: str, option: str) -> None:
+    """A file the command will write: not a folder, and creatable (its folder is made when written)."""
+    from .checkpoint import check_writable
+
+    try:
+        check_writable(path)
+    except SpeechRNNError as err:
+        raise SpeechRNNError(f"{option} {err}") from None
+
+
+# ----------------------------------------------------------------------------------------------- synth
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
@@ -24,19 +120,33 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
             "interrupted build resumes when run again with the same settings."
         ),
     )
-    p.add_argument("--out", required=True, help="corpus directory to create or resume")
+    p.add_argument("--out", required=True, help="corpus folder to create or resume")
     p.add_argument("--words", nargs="+", metavar="WORD", help="command words (default: the preset's)")
-    p.add_argument("--per-word", type=int, help="clips per command word (default: the preset's)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; everything follows from it (default: 0)")
+    p.add_argument("--per-word", type=_COUNT, help="clips per command word (default: the preset's)")
+    p.add_argument(
+        "--seed",
+        type=_number(0, MAX_SEED, integer=True),
+        default=config.SEED,
+        help=f"random seed; everything follows from it (default: {config.SEED})",
+    )
     p.add_argument(
         "--preset",
-        choices=("tiny", "small", "default"),
-        default="default",
-        help="size (default: default): tiny (10 words x 8 clips, seconds; for tests), small (35 x 60), "
-        "default (35 x 550, 5000 unknown, 3000 phrases, 300 sentences; ~27,400 clips, ~1 GB, ~7 min on 2 cores)",
+        choices=config.PRESET_NAMES,
+        default=config.SYNTH_PRESET,
+        help=f"size (default: {config.SYNTH_PRESET}): tiny (10 words x 8 clips, seconds; for tests), small "
+        "(35 x 60), default (35 x 550, 5000 unknown, 3000 phrases, 300 sentences; ~27,400 clips, ~1 GB, "
+        "~7 min on 2 cores)",
     )
-    p.add_argument("--jobs", type=int, help="worker processes (default: CPU count)")
+    p.add_argument(
+        "--jobs", type=_number(1, MAX_WORKERS, integer=True), help="worker processes (default: CPU count)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def check(args: argparse.Namespace) -> None:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise SpeechRNNError(f"--out {out}: is a file, expected a corpus folder to create or resume")
+        _output_file(str(out / "validation_list.txt"), "--out")
 
     def run(args: argparse.Namespace) -> int:
         from .synth import main_synth
@@ -51,73 +161,75 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
             progress=not args.quiet,
         )
 
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+# ----------------------------------------------------------------------------------------------- train
+
+# Options that go into TrainConfig unchanged: (option, field, type, help).
+_TRAIN_OPTIONS = (
+    ("--epochs", "epochs", _number(1, 1e6, integer=True), "passes over the training clips (--max-minutes may stop sooner)"),
+    ("--batch-size", "batch_size", _number(1, 1e6, integer=True), "clips per optimiser step"),
+    ("--lr", "lr", _number(0.0, 10.0, above=True), "peak learning rate"),
+    ("--ctc-weight", "ctc_weight", _number(0.0, 1e3), "weight of the CTC loss next to cross-entropy"),
+    ("--clip-grad", "clip_grad", _number(0.0, 1e12, above=True), "max gradient norm"),
+    ("--vtlp", "vtlp_prob", _PROBABILITY, "chance that a clip's formants are warped as another speaker's would be (0: never)"),
+    ("--streams", "streams", _number(0, 1e7, integer=True), "training streams per epoch: clips joined end to end with "
+     "the label head trained at every step as the live spotter reads it (0: isolated clips only)"),
+    ("--seed", "seed", _number(0, MAX_SEED, integer=True), "initial weights, data order and augmentation"),
+    ("--workers", "workers", _number(0, MAX_WORKERS, integer=True), "data loading processes"),
+    ("--threads", "threads", _number(0, 4096, integer=True), "CPU threads for the model (0: every core, shared out "
+     "among torchrun's processes; fewer on a machine busy with other work)"),
+)  # fmt: skip
+# Options that go into ModelConfig unchanged.
+_MODEL_OPTIONS = (
+    ("--hidden", "hidden", _number(1, config.MAX_HIDDEN, integer=True), "hidden units per direction"),
+    ("--layers", "layers", _number(1, config.MAX_LAYERS, integer=True), "stacked recurrent layers"),
+    ("--dropout", "dropout", _number(0.0, 0.99), "dropout between layers"),
+)  # fmt: skip
+# What --resume takes from this invocation (`train._resume`); every other setting is the run's own.
+_RESUME_TAKES = {"data", "out", "device", "workers", "threads", "max_minutes", "resume", "help"}
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     """`speechrnn train`."""
-    from .model import CELLS
-
     p = sub.add_parser(
         "train",
         help="train a model on a Speech Commands folder",
         description="Train the streaming bidirectional RNN on a corpus in Speech Commands layout (real, or built by "
         "`speechrnn synth`). Writes the best checkpoint to --out, the latest state to OUT.last.pt, metrics to "
-        "OUT.metrics.jsonl and curves to OUT.curves.png. Ctrl-C saves; --resume continues exactly. "
-        "For several processes: torchrun --nproc_per_node N -m speechrnn train ...",
+        "OUT.metrics.jsonl (one line per epoch) and curves to OUT.curves.png. A run already at --out is "
+        "refused unless --resume continues it or --overwrite replaces it. Ctrl-C saves; --resume continues "
+        "exactly, and a run killed mid-write leaves a loadable checkpoint (its temp files .OUT.* are removed "
+        "when the next run starts). For several processes: torchrun --nproc_per_node N -m speechrnn train ...",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--data", required=True, help="corpus root (Speech Commands layout)")
     p.add_argument("--out", required=True, help="path of the best checkpoint (.pt)")
     p.add_argument(
-        "--task", choices=("all", "12"), default="all", help="all corpus words, or the 12-class benchmark"
+        "--task",
+        choices=config.TASKS,
+        default=TrainConfig.task,
+        help="all corpus words, or the 12-class benchmark",
     )
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=30,
-        help="passes over the training clips (--max-minutes may stop sooner)",
-    )
-    p.add_argument("--batch-size", type=int, default=64, help="clips per optimiser step")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    p.add_argument(
-        "--ctc-weight", type=float, default=0.5, help="weight of the CTC loss next to cross-entropy"
-    )
-    p.add_argument("--cell", choices=sorted(CELLS), default="gru", help="recurrent cell")
-    p.add_argument("--hidden", type=int, default=160, help="hidden units per direction")
-    p.add_argument("--layers", type=int, default=3, help="stacked recurrent layers")
-    p.add_argument("--dropout", type=float, default=0.15, help="dropout between layers")
+    p.add_argument("--cell", choices=config.CELL_NAMES, default=ModelConfig.cell, help="recurrent cell")
+    for option, name, kind, text in _TRAIN_OPTIONS:
+        p.add_argument(option, type=kind, default=getattr(TrainConfig, name), dest=name, help=text)
+    for option, name, kind, text in _MODEL_OPTIONS:
+        p.add_argument(option, type=kind, default=getattr(ModelConfig, name), dest=name, help=text)
     p.add_argument("--unidirectional", action="store_true", help="forward direction only (exact streaming)")
-    p.add_argument("--clip-grad", type=float, default=5.0, help="max gradient norm")
     p.add_argument("--no-augment", action="store_true", help="no waveform augmentation")
     p.add_argument(
-        "--vtlp", type=float, default=0.5, metavar="PROB",
-        help="chance that a clip's formants are warped as another speaker's would be (0: never)",
-    )  # fmt: skip
-    p.add_argument(
-        "--vtlp-range", type=float, nargs=2, default=(0.9, 1.1), metavar=("LO", "HI"),
+        "--vtlp-range", type=_number(0.5, 2.0), nargs=2, default=TrainConfig.vtlp_range, metavar=("LO", "HI"),
         help="warp factors drawn for --vtlp (above 1 moves formants up)",
     )  # fmt: skip
     p.add_argument("--no-phrases", action="store_true", help="train on single words only")
+    p.add_argument("--device", default=TrainConfig.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument(
-        "--streams",
-        type=int,
-        default=2000,
-        help="training streams per epoch: clips joined end to end with the label head trained at every step "
-        "as the live spotter reads it (0: isolated clips only)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="initial weights, data order and augmentation")
-    p.add_argument("--workers", type=int, default=2, help="data loading processes")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="CPU threads for the model (0: every core, shared out among torchrun's processes; fewer on a "
-        "machine busy with other work)",
-    )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument(
-        "--max-minutes", type=float, default=None, help="stop (and save) after this much training time"
+        "--max-minutes",
+        type=_number(0.0, 1e9, above=True),
+        default=TrainConfig.max_minutes,
+        help="stop (and save) after this much training time",
     )
     p.add_argument(
         "--keep-epochs",
@@ -125,8 +237,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="also write each finished epoch's weights to OUT.epochN.pt (no optimiser state), to average "
         "several with scripts/average_checkpoints.py",
     )
-    p.add_argument("--limit-batches", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--resume", action="store_true", help="continue from OUT.last.pt")
+    p.add_argument("--limit-batches", type=_COUNT, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--resume", action="store_true", help="continue the run at --out from OUT.last.pt")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a new run where one is already, deleting its files (OUT, OUT.last.pt, metrics, curves, "
+        "epochs) when the new run starts",
+    )
     p.add_argument(
         "--init",
         default=None,
@@ -134,32 +252,49 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="fine-tune: start from this checkpoint (architecture, normalisation, weights; the label head is "
         "re-initialised if the corpus's labels differ)",
     )
-    p.set_defaults(func=_run_train)
+    p.set_defaults(func=_run_train, check=_check_train)
+
+
+def _train_configs(args: argparse.Namespace) -> tuple[TrainConfig, ModelConfig]:
+    cfg = TrainConfig(
+        data=args.data, task=args.task, augment=not args.no_augment, vtlp_range=tuple(args.vtlp_range),
+        phrases=not args.no_phrases, device=args.device, max_minutes=args.max_minutes,
+        limit_batches=args.limit_batches, keep_epochs=args.keep_epochs,
+        **{name: getattr(args, name) for _, name, _, _ in _TRAIN_OPTIONS},
+    )  # fmt: skip
+    model = ModelConfig(n_labels=0, cell=args.cell, bidirectional=not args.unidirectional,
+                        **{name: getattr(args, name) for _, name, _, _ in _MODEL_OPTIONS})  # fmt: skip
+    return cfg, model
+
+
+def _check_train(args: argparse.Namespace) -> None:
+    from .train import check_run_out
+
+    _train_configs(args)
+    config.check_device(args.device, allow_auto=True)
+    _input_folder(args.data, "--data")
+    _input_file(args.init, "--init", "checkpoint file")
+    if args.init is not None and args.resume:
+        raise SpeechRNNError("--init starts a new run from a checkpoint, --resume continues one: give one")
+    check_run_out(args.out, resume=args.resume, overwrite=args.overwrite)
+    if args.resume:
+        ignored = [a.option_strings[0] for a in args.parser._actions if a.option_strings
+                   and a.dest not in _RESUME_TAKES and getattr(args, a.dest) != a.default]  # fmt: skip
+        if ignored:
+            print(f"speechrnn train: warning: --resume continues with the run's own settings; "
+                  f"{', '.join(ignored)} ignored", file=sys.stderr)  # fmt: skip
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .model import ModelConfig
-    from .train import TrainConfig, train
+    from .train import train
 
-    cfg = TrainConfig(
-        data=args.data, task=args.task, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        ctc_weight=args.ctc_weight, clip_grad=args.clip_grad, augment=not args.no_augment, vtlp_prob=args.vtlp,
-        vtlp_range=tuple(args.vtlp_range),
-        phrases=not args.no_phrases, streams=args.streams, seed=args.seed, workers=args.workers,
-        threads=args.threads, device=args.device, max_minutes=args.max_minutes, limit_batches=args.limit_batches,
-        keep_epochs=args.keep_epochs,
-    )  # fmt: skip
-    model = ModelConfig(n_labels=0, cell=args.cell, hidden=args.hidden, layers=args.layers, dropout=args.dropout,
-                        bidirectional=not args.unidirectional)  # fmt: skip
-    train(
-        cfg,
-        args.out,
-        model_config=model,
-        resume=args.resume,
-        init=args.init,
-        progress_bar=sys.stderr.isatty(),
-    )
+    cfg, model = _train_configs(args)
+    train(cfg, args.out, model_config=model, resume=args.resume, init=args.init, overwrite=args.overwrite,
+          progress_bar=sys.stderr.isatty())  # fmt: skip
     return 0
+
+
+# ------------------------------------------------------------------------------------------------ eval
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -175,29 +310,48 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="corpus root (Speech Commands layout)")
     p.add_argument("--split", default="test", choices=("train", "validation", "test"))
     p.add_argument(
-        "--chunk-ms", type=float, default=None, help="latency-control chunk (default: full context)"
+        "--chunk-ms", type=_CHUNK_MS, default=None, help="latency-control chunk (default: full context)"
     )
-    p.add_argument("--lookahead-ms", type=float, default=0.0, help="look-ahead with --chunk-ms")
+    p.add_argument(
+        "--lookahead-ms", type=_LOOKAHEAD_MS, default=None, help="look-ahead with --chunk-ms (default: 0)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", default=None, metavar="PNG", help="write the confusion matrix here")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
-    p.set_defaults(func=_run_eval)
+    p.add_argument(
+        "--plot", default=None, metavar="PNG", help="write the confusion matrix here (.png, .pdf or .svg)"
+    )
+    p.add_argument("--batch-size", type=_number(1, 100_000, integer=True), default=EVAL_BATCH_SIZE)
+    p.add_argument("--device", default=INFERENCE_DEVICE, help="cpu, cuda or cuda:N")
+
+    def check(args: argparse.Namespace) -> None:
+        if args.lookahead_ms is not None and args.chunk_ms is None:
+            raise SpeechRNNError(
+                "--lookahead-ms applies to a chunk: give --chunk-ms too (full context needs none)"
+            )
+        config.check_device(args.device)
+        _input_file(args.model, "--model", "checkpoint file")
+        _input_folder(args.data, "--data")
+        if args.plot is not None:
+            if Path(args.plot).suffix.lower() not in PLOT_SUFFIXES:
+                raise SpeechRNNError(f"--plot: expected a {', '.join(PLOT_SUFFIXES)} file, got {args.plot!r}")
+            _output_file(args.plot, "--plot")
+
+    p.set_defaults(func=_run_eval, check=check)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
     evaluate(model=args.model, data=args.data, split=args.split, chunk_ms=args.chunk_ms,
-             lookahead_ms=args.lookahead_ms, device=args.device, batch_size=args.batch_size,
+             lookahead_ms=args.lookahead_ms or 0.0, device=args.device, batch_size=args.batch_size,
              as_json=args.json, plot=args.plot)  # fmt: skip
     return 0
 
 
+# ------------------------------------------------------------------------------------------ transcribe
+
+
 def _add_transcribe(sub: argparse._SubParsersAction) -> None:
     """`speechrnn transcribe` (owned by speechrnn/transcribe.py)."""
-    from .decoding import DecodingOptions
-
     defaults = DecodingOptions()
     p = sub.add_parser(
         "transcribe",
@@ -207,7 +361,12 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
         "each word with its start and end time in seconds and a score. Clips up to 30 s run whole, in\n"
         "batches; longer files stream in blocks, in memory that does not grow with their length. Words the\n"
         "model is unsure of, or that are not in the lexicon, come out as <unk>. A file that cannot be read\n"
-        "is reported and the others still run; the exit status is then 1.",
+        "(missing, not audio, truncated) is reported and the others still run; the exit status is then 1.\n"
+        "\n"
+        "The label of audio longer than one second is the best one-second window's; a command word counts\n"
+        f"only where a window is at least {SpotterConfig.threshold:g} sure of it (the live spotter's threshold),\n"
+        "else the label is _unknown_ or _silence_: over hours of noise some window always leans a little\n"
+        "to some word.",
         epilog="examples:\n"
         "  speechrnn transcribe clip.wav\n"
         "  speechrnn transcribe recordings/ --json > out.jsonl\n"
@@ -223,7 +382,11 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
         '"end", "score"}]}, or {"path", "error"}',
     )
     p.add_argument(
-        "--beam", type=int, default=defaults.beam, metavar="N", help=f"beam width (default: {defaults.beam})"
+        "--beam",
+        type=_number(1, 100_000, integer=True),
+        default=defaults.beam,
+        metavar="N",
+        help=f"beam width (default: {defaults.beam})",
     )
     p.add_argument(
         "--words",
@@ -234,21 +397,44 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--min-word-score",
-        type=float,
+        type=_PROBABILITY,
         default=defaults.min_word_score,
         metavar="P",
         help="words scoring below this (0-1) are reported as <unk>; 0 forces every word into the "
         f"lexicon (default: {defaults.min_word_score})",
     )
-    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="clips per batch (default: 16)")
-    p.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:N (default: cpu)")
+    p.add_argument(
+        "--fillers",
+        type=_number(0, 100_000, integer=True),
+        default=FILLER_WORDS,
+        metavar="N",
+        help="how many of English's most frequent words compete with --words in the search, reported as "
+        "<unk>: other speech is spelled as what it is instead of being forced into a command word (0: "
+        f"none; default: {FILLER_WORDS})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_number(1, 4096, integer=True),
+        default=TRANSCRIBE_BATCH_SIZE,
+        metavar="N",
+        help=f"clips per batch (default: {TRANSCRIBE_BATCH_SIZE})",
+    )
+    p.add_argument(
+        "--device",
+        default=INFERENCE_DEVICE,
+        help=f"where the model runs: cpu, cuda, cuda:N (default: {INFERENCE_DEVICE})",
+    )
+
+    def check(args: argparse.Namespace) -> None:
+        if not args.paths:
+            hint = " (--words takes every name after it: put it after the files, or end it with --)"
+            p.error("expected at least one FILE_OR_DIR" + (hint if args.words else ""))
+        config.check_device(args.device)
+        _input_file(args.model, "--model", "checkpoint file")
 
     def run(args: argparse.Namespace) -> int:
         from .transcribe import main_transcribe
 
-        if not args.paths:
-            hint = " (--words takes every name after it: put it after the files, or end it with --)"
-            p.error("expected at least one FILE_OR_DIR" + (hint if args.words else ""))
         return main_transcribe(
             paths=args.paths,
             model=args.model,
@@ -256,11 +442,15 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
             beam=args.beam,
             words=args.words,
             min_word_score=args.min_word_score,
+            fillers=args.fillers,
             device=args.device,
             batch_size=args.batch_size,
         )
 
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+# ---------------------------------------------------------------------------------------------- listen
 
 
 def _add_listen(sub: argparse._SubParsersAction) -> None:
@@ -286,54 +476,98 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         "--onnx",
         metavar="FILE",
         help="run an exported step (speechrnn export) with onnxruntime instead of a checkpoint; its chunk "
-        "and look-ahead are fixed in the file",
+        "and look-ahead are fixed in the file (so --chunk-ms and --lookahead-ms are refused with it)",
     )
     p.add_argument(
         "--input", metavar="FILE",
-        help="replay this audio file instead of a device (then half a second of silence, as a room would go on, "
-        "so that a word at its very end is heard)",
+        help=f"replay this audio file instead of a device (then {config.END_SILENCE_S:g} s of silence, as a room "
+        "would go on, so that a word at its very end is heard)",
     )  # fmt: skip
     p.add_argument("--fast", action="store_true", help="with --input: replay as fast as possible")
     p.add_argument("--json", action="store_true", help='a {"keyword", "time", "score"} JSON line each')
-    p.add_argument("--device", metavar="DEV", help="input device: index or name (see --list-devices)")
+    p.add_argument(
+        "--device", metavar="DEV", help="input device: index or name (see --list-devices); not with --input"
+    )
     p.add_argument("--list-devices", action="store_true", help="list the audio devices and exit")
-    p.add_argument("--keywords", nargs="+", metavar="WORD", help="only these words fire (default: all)")
+    p.add_argument(
+        "--keywords",
+        nargs="+",
+        metavar="WORD",
+        help='the words to spot: the trained command words (default: all of them), or any word or short '
+        'phrase spelled a-z, quoted (--keywords "lights on" computer), which the CTC head spells',
+    )
+    p.add_argument(
+        "--decide",
+        choices=DECISIONS,
+        default=DECIDE,
+        help="how a trained command word is decided: by the label head, by the CTC keyword path, by the CTC "
+        f"path confirmed by the label head, or by either (default: {DECIDE})",
+    )
     p.add_argument(
         "--threshold",
-        type=float,
+        type=_PROBABILITY,
         default=None,
         metavar="P",
         help="smoothed probability (0-1) a keyword must reach: higher gives fewer false alarms and more "
-        "misses (default: 0.5)",
+        f"misses (default: {SpotterConfig.threshold:g})",
     )
     p.add_argument(
         "--chunk-ms",
-        type=float,
-        default=120.0,
+        type=_CHUNK_MS,
+        default=None,
         metavar="MS",
         help="recogniser chunk, a multiple of the model's step (20 ms): larger costs less compute and adds "
-        "latency (default: 120)",
+        f"latency (default: {LIVE.chunk_ms:g})",
     )
     p.add_argument(
         "--lookahead-ms",
-        type=float,
-        default=160.0,
+        type=_LOOKAHEAD_MS,
+        default=None,
         metavar="MS",
         help="audio past each chunk the backward GRU reads, a multiple of 20 ms: longer hears more of each "
-        "word before deciding, and adds latency (default: 160)",
+        f"word before deciding, and adds latency (default: {LIVE.lookahead_ms:g})",
     )
     p.add_argument(
         "--reset-after-silence-ms",
-        type=float,
-        default=300.0,
+        type=_number(0.0, 1e9),
+        default=RESET_AFTER_SILENCE_MS,
         metavar="MS",
         help="forget the recurrent state after a pause this long; the model learnt from short clips, and "
-        "over minutes of audio its carried state drifts (0 never resets; default: 300)",
+        f"over minutes of audio its carried state drifts (0 never resets; default: {RESET_AFTER_SILENCE_MS:g})",
     )
+
+    def check(args: argparse.Namespace) -> None:
+        if args.list_devices:
+            return
+        if args.onnx is not None and args.model is not None:
+            raise SpeechRNNError("give a checkpoint (--model) or an exported ONNX step (--onnx), not both")
+        if args.onnx is not None:
+            given = [
+                o
+                for o, v in (("--chunk-ms", args.chunk_ms), ("--lookahead-ms", args.lookahead_ms))
+                if v is not None
+            ]
+            if given:
+                raise SpeechRNNError(
+                    f"{' and '.join(given)}: the ONNX file fixes its chunk and look-ahead; export it again "
+                    "with other values (speechrnn export --chunk-ms ...) instead"
+                )
+        if args.input is not None and args.device is not None:
+            raise SpeechRNNError("--device chooses a microphone, --input replays a file instead: give one")
+        if args.fast and args.input is None:
+            raise SpeechRNNError("--fast replays a file: give it with --input FILE")
+        _input_file(args.model, "--model", "checkpoint file")
+        _input_file(args.onnx, "--onnx", "ONNX file")
+        _input_file(args.input, "--input")
 
     def run(args: argparse.Namespace) -> int:
         from .listen import listen
 
+        latency = {}
+        if args.chunk_ms is not None:
+            latency["chunk_ms"] = args.chunk_ms
+        if args.lookahead_ms is not None:
+            latency["lookahead_ms"] = args.lookahead_ms
         listen(
             model=args.model,
             onnx=args.onnx,
@@ -344,13 +578,16 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
             show_devices=args.list_devices,
             keywords=args.keywords,
             threshold=args.threshold,
-            chunk_ms=args.chunk_ms,
-            lookahead_ms=args.lookahead_ms,
+            decide=args.decide,
             reset_after_silence_ms=args.reset_after_silence_ms or None,
+            **latency,
         )
         return 0
 
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+# ---------------------------------------------------------------------------------------------- export
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -380,18 +617,25 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--chunk-ms",
-        type=float,
-        default=120.0,
+        type=_CHUNK_MS,
+        default=LIVE.chunk_ms,
         metavar="MS",
-        help="chunk of one step, a multiple of the model's step (20 ms) (default: 120, as listen)",
+        help=f"chunk of one step, a multiple of the model's step (20 ms) up to {MAX_CHUNK_MS:g} "
+        f"(default: {LIVE.chunk_ms:g}, as listen)",
     )
     p.add_argument(
         "--lookahead-ms",
-        type=float,
-        default=160.0,
+        type=_LOOKAHEAD_MS,
+        default=LIVE.lookahead_ms,
         metavar="MS",
-        help="look-ahead of the backward direction, a multiple of 20 ms (default: 160, as listen)",
+        help=f"look-ahead of the backward direction, a multiple of 20 ms (default: {LIVE.lookahead_ms:g}, as listen)",
     )
+
+    def check(args: argparse.Namespace) -> None:
+        if not args.out.endswith(".onnx"):
+            raise SpeechRNNError(f"--out should name a .onnx file, got {args.out!r}")
+        _input_file(args.model, "--model", "checkpoint file")
+        _output_file(args.out, "--out")
 
     def run(args: argparse.Namespace) -> int:
         from .export import main_export
@@ -405,7 +649,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
             lookahead_ms=args.lookahead_ms,
         )
 
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+# ------------------------------------------------------------------------------------------------ main
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -465,26 +712,51 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="speechrnn",
         description="Speech command recogniser: build a corpus, train, evaluate, transcribe files, spot keywords live.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_synth, _add_train, _add_eval, _add_transcribe, _add_listen, _add_export, _add_serve):
         add(sub)
+    for command, subparser in sub.choices.items():
+        subparser.set_defaults(parser=subparser, command=command)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, *, check_only: bool = False) -> int:
+    """Run one command; returns the exit status (0, 1 where a file of several failed, 2 for an error).
+
+    Args:
+        argv: the arguments (default: sys.argv[1:]).
+        check_only: stop after the options and paths are checked, before any work (tests).
+    """
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # said by the command's parser, so that the line names the command
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
+        args.check(args)
+        if check_only:
+            return 0
         return int(args.func(args) or 0)
     except SpeechRNNError as err:
-        print(f"speechrnn {args.command}: error: {err}", file=sys.stderr)
+        print(f"speechrnn {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"speechrnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader (`| head`) left: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as err:  # the system refused: disk full, permission denied, a device gone
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"speechrnn {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
+
+
+def _one_line(message: object) -> str:
+    """`message` on one line: a character that is not printable (a newline in a path) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
 
 
 def entry() -> None:

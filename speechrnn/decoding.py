@@ -36,11 +36,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .config import FILLER_WORDS, DecodingOptions
 from .errors import SpeechRNNError
 from .vocab import BLANK_ID, CHARS, SPACE_ID, VOCAB, spellable
 
 UNK_WORD = "<unk>"  # a stretch of speech that is no word of the lexicon (or too unsure to name)
-FILLER_WORDS = 10000  # default size of the filler lexicon: English's most frequent words (wordfreq)
 # The filler list's words of one or two letters that are words (its others are abbreviations and letters,
 # which would let the search cut any word into pieces).
 SHORT_WORDS = frozenset(
@@ -65,24 +65,6 @@ class Word:
             "end": round(self.end, 3),
             "score": round(self.score, 4),
         }
-
-
-@dataclass(frozen=True)
-class DecodingOptions:
-    """Beam search settings."""
-
-    beam: int = 32  # hypotheses kept after each step
-    beam_threshold: float = 25.0  # drop hypotheses scoring this far (in log-probability) below the best
-    word_score: float = 0.0  # log-probability bonus per word (positive: more, shorter words)
-    sil_score: float = 0.0  # log-probability bonus per word separator step
-    min_word_score: float = (
-        0.3  # words scoring below become UNK_WORD; 0 keeps every lexicon word (0.3: chosen
-    )
-    # on the validation phrases of the default corpus: WER 4.2% with 85 of 150 unknown words let through as
-    # commands, against 5.2% and 63 at 0.4, 2.7% and 127 at 0)
-    snap_steps: int = 15  # with step energies: word edges move out at most this far to where speech ends
-    snap_floor_db: float = 6.0  # ... speech: steps this much above the noise floor (10th percentile)
-    snap_peak_db: float = 35.0  # ... and no more than this below the word's loudest step
 
 
 # --------------------------------------------------------------------------------------------- greedy

@@ -7,6 +7,7 @@ is a number next to the full-context one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -16,7 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .checkpoint import load_model
+from .checkpoint import atomic_write, check_writable, load_model
+from .config import EVAL_BATCH_SIZE, INFERENCE_DEVICE, check_device, check_range
 from .decoding import char_error_rate, greedy_decode, word_error_rate
 from .errors import SpeechRNNError
 from .model import Recognizer
@@ -30,8 +32,8 @@ def evaluate_model(
     model: Recognizer,
     dataset: Dataset,
     *,
-    device: str | torch.device = "cpu",
-    batch_size: int = 64,
+    device: str | torch.device = INFERENCE_DEVICE,
+    batch_size: int = EVAL_BATCH_SIZE,
     chunk: int | None = None,
     lookahead: int = 0,
     progress_bar: bool = True,
@@ -110,6 +112,17 @@ def evaluate_model(
     return result
 
 
+def finite_json(value):
+    """`value` with every float that is not finite replaced by None: JSON has no NaN or infinity."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
 def _per_class(confusion: torch.Tensor, labels: tuple[str, ...]) -> dict:
     tp = confusion.diag().double()
     precision = tp / confusion.sum(0).double().clamp_min(1)
@@ -145,7 +158,8 @@ def plot_confusion(result: dict, path: str | os.PathLike) -> None:
     ax.set_ylabel("true")
     ax.set_title(f"accuracy {result['accuracy']:.1%} on {result['n']} clips")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    suffix = Path(path).suffix.lower().lstrip(".") or "png"
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format=suffix))
     plt.close(fig)
 
 
@@ -169,14 +183,23 @@ def evaluate(
     split: str = "test",
     chunk_ms: float | None = None,
     lookahead_ms: float = 0.0,
-    device: str = "cpu",
-    batch_size: int = 64,
+    device: str = INFERENCE_DEVICE,
+    batch_size: int = EVAL_BATCH_SIZE,
     as_json: bool = False,
     plot: str | None = None,
 ) -> dict:
-    """The `speechrnn eval` command: load, score, print (JSON or a table), optionally plot the confusion matrix."""
+    """The `speechrnn eval` command: load, score, print (JSON or a table), optionally plot the confusion matrix.
+
+    Everything is checked before the evaluation starts: the split, the device, the batch size and where the
+    plot goes (its folder is created). The JSON holds no NaN (not JSON): a value that is not a finite
+    number, such as the loss of a model that overflows, is null.
+    """
     if split not in ("train", "validation", "test"):
         raise SpeechRNNError(f"--split must be train, validation or test, got {split!r}")
+    check_device(device)
+    check_range("--batch-size", batch_size, 1, integer=True)
+    if plot:
+        check_writable(plot)
     net = load_model(model, device=device)
     dataset = SpeechCommandsDataset(data, split, labels=net.labels)  # words outside the labels -> _unknown_
     chunk, lookahead = latency_steps(net, chunk_ms, lookahead_ms if chunk_ms is not None else 0.0)
@@ -186,7 +209,7 @@ def evaluate(
     if plot:
         plot_confusion(result, plot)
     if as_json:
-        print(json.dumps(result))
+        print(json.dumps(finite_json(result)))
     else:
         print(format_report(result))
         if plot:

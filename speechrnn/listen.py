@@ -25,7 +25,7 @@ import numpy as np
 from .audio import SAMPLE_RATE, audio_duration, read_blocks
 from .errors import SpeechRNNError
 from .latency import LIVE
-from .live import END_SILENCE_S, RESET_AFTER_SILENCE_MS, SILENT_DBFS, KeywordListener, open_step
+from .live import DECIDE, END_SILENCE_S, RESET_AFTER_SILENCE_MS, SILENT_DBFS, KeywordListener, open_step
 from .microphone import Block, Microphone, list_devices
 from .spotter import Detection
 
@@ -286,6 +286,7 @@ def listen(
     show_devices: bool = False,
     keywords: list[str] | None = None,
     threshold: float | None = None,
+    decide: str = DECIDE,
     chunk_ms: float = LIVE.chunk_ms,
     lookahead_ms: float = LIVE.lookahead_ms,
     reset_after_silence_ms: float | None = RESET_AFTER_SILENCE_MS,
@@ -305,8 +306,10 @@ def listen(
         as_json: print one JSON object per detection (`{"keyword", "time", "score"}`).
         device: input device index or name substring (None: the default input).
         show_devices: print the audio devices and return.
-        keywords: only these labels fire (None: every keyword the model knows).
-        threshold: smoothed probability a keyword must reach (None: `SpotterConfig`'s default).
+        keywords: the keywords to spot: trained command words, or any word or short phrase spelled a-z
+            (found by the CTC path). None: every command word the model was trained on.
+        threshold: the score a keyword must reach (None: the decision's default).
+        decide: how a trained command word is decided (`config.DECISIONS`, see `live.py`).
         chunk_ms, lookahead_ms: latency control of the recogniser (multiples of its step, 20 ms by default).
         reset_after_silence_ms: forget the recurrent state after this long a pause (see
             `StreamingRecognizer`); None never resets.
@@ -330,7 +333,11 @@ def listen(
         source = FileSource(input, realtime=not fast) if input is not None else Microphone(device, BLOCK_MS)
     step = open_step(model, onnx, chunk_ms, lookahead_ms)
     listener = KeywordListener(
-        step, keywords=keywords, threshold=threshold, reset_after_silence_ms=reset_after_silence_ms
+        step,
+        keywords=keywords,
+        threshold=threshold,
+        reset_after_silence_ms=reset_after_silence_ms,
+        decide=decide,
     )
     printer = _Printer(out, err, as_json, live_status=err.isatty())
     stats, failure = ListenStats(), []

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .config import DECIDE, DECISIONS, END_SILENCE_S, RESET_AFTER_SILENCE_MS
 from .errors import SpeechRNNError
 from .kws import CTCKeywordSpotter, KeywordConfig
 from .latency import LIVE
@@ -32,15 +33,7 @@ from .recognizer import StreamingRecognizer, StreamOutput
 from .spotter import NON_KEYWORDS, Detection, KeywordSpotter, SpotterConfig
 from .step import Step
 
-# Pause after which the live recogniser forgets its recurrent state and the label head's window: long
-# enough to pass the gaps inside a phrase (docs/LIVE.md has the sweep that chose it).
-RESET_AFTER_SILENCE_MS = 300.0
-# A stream ends where a room would go on: this much silence follows its last block through the recogniser,
-# so that a word at its very end is decided as it would be live (events come a few hundred ms after a word).
-END_SILENCE_S = 0.5
 SILENT_DBFS = -120.0  # the level reported for an empty block
-DECISIONS = ("label", "ctc", "both", "either")  # how a trained command word is decided (see the module doc)
-DECIDE = "label"  # the default, chosen on the validation streams (docs/connected-speech.md)
 CONFIRM_S = 1.0  # "both": the label head must have given the keyword this recently ...
 CONFIRM_PROB = 0.2  # ... at least this smoothed probability
 SAME_EVENT_S = 0.6  # "either": a second event of the same keyword this soon is the same word

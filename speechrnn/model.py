@@ -17,43 +17,15 @@ of every layer, `(layers, batch, hidden)` (`(layers, batch, 2 * hidden)` for the
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from .config import CELL_NAMES, ModelConfig
 from .features import MFCC, FeatureConfig, frame_lengths
-from .vocab import VOCAB
 
-CELLS = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture. Stored in every checkpoint."""
-
-    n_labels: int  # classification classes (the task's labels)
-    n_input: int = 40  # MFCC coefficients per frame
-    stride: int = 2  # MFCC frames stacked into one encoder step (low frame rate: 20 ms steps)
-    cell: str = "gru"  # recurrent cell: gru, lstm or rnn (tanh)
-    hidden: int = 160  # hidden units per direction
-    layers: int = 3  # stacked recurrent layers
-    bidirectional: bool = True  # latency-controlled backward direction; False = exact streaming
-    dropout: float = 0.15  # between recurrent layers and before the heads
-    attn_dim: int = 64  # attention-pooling projection size
-    window: int = 50  # encoder steps the label head pools over when streaming (1 s at stride 2)
-    n_vocab: int = len(VOCAB)  # CTC output symbols (blank first)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def out_dim(self) -> int:
-        return self.hidden * (2 if self.bidirectional else 1)
-
-    @property
-    def state_dim(self) -> int:
-        return self.hidden * (2 if self.cell == "lstm" else 1)
+CELLS = dict(zip(CELL_NAMES, (nn.GRU, nn.LSTM, nn.RNN), strict=True))
 
 
 @dataclass

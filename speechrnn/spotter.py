@@ -21,26 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import SpotterConfig
 from .errors import SpeechRNNError
 from .recognizer import StreamOutput
 from .words import SILENCE, UNKNOWN
 
 NON_KEYWORDS = (SILENCE, UNKNOWN)
-
-
-@dataclass(frozen=True)
-class SpotterConfig:
-    """When a keyword fires. Times are milliseconds of audio."""
-
-    threshold: float = 0.5  # smoothed probability to reach: higher gives fewer false alarms, more misses
-    # (the trade-off as measured is in docs/LIVE.md)
-    smooth_ms: float = 100.0  # moving average of the label probabilities (the head already pools over 1 s)
-    min_ms: float = 40.0  # the keyword must stay top and above threshold for this long (supporting steps)
-    refractory_ms: float = 500.0  # after an event, no other event for this long (words of a phrase are closer
-    # than a second, so this is shorter than TensorFlow's 1.5 s; a run of steps never fires twice anyway)
-    onset_ms: float | None = 500.0  # a keyword fires only if it reaches the threshold this soon after it
-    # became the top label (None: any time); later, it is a word sliding out of the window, not a new one
-    keywords: tuple[str, ...] | None = None  # labels allowed to fire; None = every label but silence/unknown
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -204,6 +205,7 @@ _ALIGNER: Aligner | None = None
 
 def _init_worker() -> None:
     global _SYNTH
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     torch.set_num_threads(1)
     _SYNTH = Synthesizer()
 

@@ -10,6 +10,11 @@ item), and each step's chunk choice, SpecAugment masks and dropout from (seed, s
 checkpoint continues exactly as an uninterrupted one would. Checkpoints are written at every epoch end, every
 `save_minutes`, and on Ctrl-C.
 
+A run's files sit beside `out` (see `RunFiles`). A new run refuses to start where one is already (continue
+it with `resume`, or replace it with `overwrite`); every file is written atomically, and temp files a kill
+left are removed when the next run starts. `metrics.jsonl` holds one line per epoch, rewritten from the
+checkpoint's history, so a run resumed after a kill never logs an epoch twice.
+
 DDP: run under `torchrun --nproc_per_node N -m speechrnn train ...`; gloo on CPU, NCCL on GPU; rank 0 writes.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,83 +31,29 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import ConcatDataset, DataLoader, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from .augment import AugmentConfig
-from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import (
+    atomic_write,
+    check_writable,
+    glob_escape,
+    model_from_checkpoint,
+    read_checkpoint,
+    remove_stale_temps,
+    save_checkpoint,
+)
+from .config import EVAL_BATCH_SIZE, ModelConfig, TrainConfig, check_device
 from .corpus import PHRASE, SENTENCE
 from .errors import SpeechRNNError
 from .evaluate import evaluate_model
 from .feature_augment import random_vocal_tract_warp, spec_augment
 from .features import FeatureConfig
-from .model import ModelConfig, Recognizer
+from .model import Recognizer
 from .speechcommands import SpeechCommandsDataset, collate
 from .system import usable_cores
 from .train_streams import IGNORE, StreamConfig, TrainingStreams, windowed_targets
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training settings. Stored in every checkpoint (its `train.config`)."""
-
-    data: str  # corpus root in Speech Commands layout
-    task: str = "all"  # label set: "all" (every corpus word) or "12" (the 12-class benchmark)
-    epochs: int = 30  # passes over the training split
-    batch_size: int = 64  # clips per optimiser step (per process under DDP)
-    lr: float = 2e-3  # peak learning rate (AdamW)
-    min_lr: float = 5e-5  # floor of the cosine decay
-    warmup_steps: int = 300  # linear warm-up
-    weight_decay: float = 1e-2  # AdamW decoupled weight decay
-    clip_grad: float = 5.0  # max global gradient norm (guards RNNs against exploding gradients)
-    ctc_weight: float = 0.5  # loss = cross-entropy + ctc_weight * CTC
-    full_context_prob: float = 0.5  # share of batches trained without latency control
-    chunk_steps: tuple[int, ...] = (4, 6, 8, 12, 25)  # chunk sizes (encoder steps) for the other batches
-    lookahead_steps: tuple[int, ...] = (2, 4, 6, 8)  # look-ahead sizes (encoder steps) drawn with them (the
-    # live default is 8: 160 ms)
-    augment: bool = True  # waveform augmentation (noise, reverb, channel, speed, pitch, shift)
-    spec_augment: bool = True  # time and frequency masks on the features
-    # Chance that a clip's formants are warped (`augment.random_vocal_tract_warp`): the speed and pitch
-    # shifts move formants and pitch together, while people differ in each on its own.
-    vtlp_prob: float = 0.5
-    vtlp_range: tuple[float, float] = (0.9, 1.1)  # the warp factor: above 1 moves formants up
-    phrases: bool = True  # also train on the multi-word phrase clips (CTC only)
-    streams: int = 2000  # training streams per epoch: clips end to end, label head trained as it streams
-    stream_weight: float = 1.0  # weight of the streams' step-wise label loss
-    val_streams: int = 300  # validation-voice streams scored every epoch (at most `streams`; none without)
-    norm_clips: int = 2000  # training clips used to estimate the feature mean and variance
-    seed: int = 0  # everything random derives from it
-    workers: int = 2  # DataLoader worker processes
-    threads: int = 0  # CPU threads for torch; 0: every core of this process's share (see `cpu_threads`)
-    device: str = "auto"  # auto, cpu, cuda, cuda:N
-    save_minutes: float = 5.0  # also checkpoint mid-epoch this often
-    max_minutes: float | None = None  # time budget: the schedule follows wall time and training ends with it
-    keep_epochs: bool = False  # also write each finished epoch's weights to OUT.epochN.pt, to average later
-    limit_batches: int | None = None  # cap batches per epoch (smoke tests)
-
-    def __post_init__(self) -> None:
-        lo, hi = self.vtlp_range
-        if not 0.0 <= self.vtlp_prob <= 1.0 or not 0.5 <= lo <= hi <= 2.0:
-            raise SpeechRNNError(
-                f"formant warp: expected a probability in [0, 1] and factors within [0.5, 2], got "
-                f"{self.vtlp_prob:g} and {self.vtlp_range}"
-            )
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["chunk_steps"], d["lookahead_steps"] = list(self.chunk_steps), list(self.lookahead_steps)
-        d["vtlp_range"] = list(self.vtlp_range)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        d = dict(d)
-        d["chunk_steps"], d["lookahead_steps"] = tuple(d["chunk_steps"]), tuple(d["lookahead_steps"])
-        if "vtlp_range" in d:
-            d["vtlp_range"] = tuple(d["vtlp_range"])
-        else:  # a checkpoint from before the warp trained without it
-            d["vtlp_prob"] = 0.0
-        return cls(**d)
 
 
 @dataclass
@@ -181,10 +133,9 @@ class EpochBatches(Sampler):
 
 
 def _pick_device(name: str) -> torch.device:
+    check_device(name, allow_auto=True)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SpeechRNNError(f"--device {name} asked for, but no CUDA GPU is available")
     return torch.device(name)
 
 
@@ -332,8 +283,81 @@ def _plot_history(history: list[dict], out: Path) -> None:
     b.set_ylim(0, 1)
     b.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of a training run, all beside its best checkpoint `best`."""
+
+    best: Path  # the best checkpoint (validation accuracy)
+    last: Path  # the latest state, with the optimiser's: what `resume` continues
+    metrics: Path  # one JSON line per epoch
+    curves: Path  # loss and accuracy curves
+
+    @classmethod
+    def beside(cls, out: str | os.PathLike) -> RunFiles:
+        out = Path(out)
+        return cls(
+            out,
+            out.with_suffix(".last.pt"),
+            out.with_suffix(".metrics.jsonl"),
+            out.with_suffix(".curves.png"),
+        )
+
+    def epoch(self, n: int) -> Path:
+        """Weights after epoch `n` (`keep_epochs`)."""
+        return self.best.with_suffix(f".epoch{n}.pt")
+
+    def existing(self) -> list[Path]:
+        """The run's files that exist now."""
+        fixed = [p for p in (self.best, self.last, self.metrics, self.curves) if p.exists()]
+        stem = glob_escape(self.best.stem)
+        return fixed + sorted(self.best.parent.glob(f"{stem}.epoch[0-9]*.pt"))
+
+    def remove_stale_temps(self) -> None:
+        """Delete the temp files a killed write of any of the run's files left."""
+        temp_of_epoch = re.compile(rf"\.{re.escape(self.best.stem)}\.epoch(\d+)\.pt\.")
+        found = (
+            temp_of_epoch.match(p.name)
+            for p in self.best.parent.glob(f".{glob_escape(self.best.stem)}.epoch*")
+        )
+        epochs = {int(m.group(1)) for m in found if m}
+        for path in (self.best, self.last, self.metrics, self.curves, *map(self.epoch, epochs)):
+            remove_stale_temps(path)
+
+
+def check_run_out(out: str | os.PathLike, *, resume: bool = False, overwrite: bool = False) -> RunFiles:
+    """Check, before any work, that a run can write its files at `out`; returns them.
+
+    Raises:
+        SpeechRNNError: `out` is a folder; a run is there already and neither `resume` nor `overwrite` is
+            given; `resume` without a state to resume from; both; a folder that cannot be created.
+    """
+    if not str(out) or not Path(out).name or Path(out).name in (".", ".."):
+        raise SpeechRNNError(f"--out: expected the path of a checkpoint file, got {str(out)!r}")
+    files = RunFiles.beside(out)
+    if resume and overwrite:
+        raise SpeechRNNError(
+            "--resume continues the run at --out, --overwrite replaces it: give one, not both"
+        )
+    for path in (files.best, files.last, files.metrics, files.curves):
+        if path.is_dir():
+            raise SpeechRNNError(
+                f"{path}: is a folder, expected the path of a checkpoint file (e.g. {path}/model.pt)"
+            )
+    check_writable(files.best)
+    if resume:
+        if not files.last.is_file():
+            raise SpeechRNNError(f"--resume: no checkpoint to resume from at {files.last}")
+    elif not overwrite and (found := files.existing()):
+        names = ", ".join(p.name for p in found[:4]) + (", ..." if len(found) > 4 else "")
+        raise SpeechRNNError(
+            f"{files.best}: a training run is there already ({names}); continue it with --resume, or "
+            "start again with --overwrite (which deletes those files)"
+        )
+    return files
 
 
 def train(
@@ -344,8 +368,13 @@ def train(
     resume: bool = False,
     init: str | os.PathLike | None = None,
     progress_bar: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Train a model and write the best checkpoint to `out` (plus `<out>.last.pt`, metrics and curves).
+
+    The stages are functions (`check_run_out`, `_resume`, `_make_data`, `_new_model`, `_open_run`,
+    `_validate`, `_end_epoch`); the epoch and step loops stay here, in view, as in nanoGPT's train.py, which
+    makes this function longer than the others.
 
     Args:
         cfg: training settings.
@@ -355,68 +384,34 @@ def train(
         resume: continue from `<out>.last.pt` exactly where it stopped.
         init: start from this checkpoint's weights, architecture and normalisation (fine-tuning, e.g. the
             shipped model on your own recordings); a label head whose labels differ is re-initialised.
+        progress_bar: show a tqdm bar per epoch.
+        overwrite: where a run is at `out` already, delete its files and start a new one (without this
+            or `resume`, an existing run is refused).
 
     Returns:
         The path of the best checkpoint.
+
+    Raises:
+        SpeechRNNError: before any work, for a bad `out` (see `check_run_out`), device, corpus or
+            checkpoint.
     """
-    out = Path(out)
-    last = out.with_suffix(".last.pt")
+    files = check_run_out(out, resume=resume, overwrite=overwrite)
     rank, world, local_rank = _distributed()
     device = _pick_device(cfg.device)
     if device.type == "cpu":
         torch.set_num_threads(cpu_threads(cfg.threads, world))
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
-    optimizer_state = None
+
+    # 1. The run: resumed from its last state, or new.
+    progress, model, optimizer_state = Progress(), None, None
     if resume:
-        if not last.is_file():
-            raise SpeechRNNError(f"--resume: no checkpoint to resume from at {last}")
-        ckpt = read_checkpoint(last)
-        if "train" not in ckpt:
-            raise SpeechRNNError(f"{last}: holds no training state to resume from")
-        cfg = replace(TrainConfig.from_dict(ckpt["train"]["config"]), device=cfg.device, workers=cfg.workers,
-                      threads=cfg.threads, max_minutes=cfg.max_minutes)  # fmt: skip
-        progress = Progress(**ckpt["train"]["progress"])
-        model = model_from_checkpoint(ckpt, str(last)).train()
-        optimizer_state = ckpt["train"]["optimizer"]
-    train_set = SpeechCommandsDataset(
-        cfg.data,
-        "train",
-        cfg.task,
-        augment=AugmentConfig() if cfg.augment else None,
-        seed=cfg.seed,
-        phrases=cfg.phrases,
-    )
-    streams = None
-    if cfg.streams > 0:
-        streams = TrainingStreams(train_set.corpus, train_set.labels, StreamConfig(per_epoch=cfg.streams),
-                                  AugmentConfig() if cfg.augment else None, cfg.seed)  # fmt: skip
-    data_set = train_set if streams is None else ConcatDataset([train_set, streams])
-    val_set = SpeechCommandsDataset(
-        cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=cfg.phrases, labels=train_set.labels
-    )
-    val_words = SpeechCommandsDataset(
-        cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=False, labels=train_set.labels
-    )
-    if min(cfg.streams, cfg.val_streams) > 0:  # streamed validation: isolated words, then streams
-        n_val = StreamConfig(per_epoch=min(cfg.streams, cfg.val_streams))
-        val_streams = TrainingStreams(train_set.corpus, train_set.labels, n_val, AugmentConfig(), cfg.seed,
-                                      split="validation")  # fmt: skip
-        val_words = ConcatDataset([val_words, val_streams])
-    if init is not None and not resume:
-        progress = Progress()
-        model = _warm_start(init, train_set.labels, cfg.seed).train()
-    elif not resume:
-        progress = Progress()
-        mc = replace(
-            model_config or ModelConfig(n_labels=len(train_set.labels)), n_labels=len(train_set.labels)
-        )
-        torch.manual_seed(cfg.seed)
-        model = Recognizer(mc, train_set.labels, features or FeatureConfig(n_mfcc=mc.n_input))
-        plain = SpeechCommandsDataset(cfg.data, "train", cfg.task, seed=cfg.seed, phrases=cfg.phrases)
-        model.set_normalization(*feature_statistics(plain, model, cfg.norm_clips, cfg.seed))
-    elif tuple(model.labels) != tuple(train_set.labels):
-        raise SpeechRNNError(f"{last}: its labels differ from the corpus's {cfg.task!r} task labels")
+        cfg, progress, model, optimizer_state = _resume(files.last, cfg)
+    data = _make_data(cfg)
+    if model is None:
+        model = _new_model(cfg, data, model_config, features, init)
+    elif tuple(model.labels) != tuple(data.train.labels):
+        raise SpeechRNNError(f"{files.last}: its labels differ from the corpus's {cfg.task!r} task labels")
     model.to(device)
     net: nn.Module = model
     if world > 1:
@@ -426,51 +421,37 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
-
-    long = [
-        (clip is not None and clip.label in (PHRASE, SENTENCE))
-        for clip, _ in map(train_set.entry, range(len(train_set)))
-    ] + [True] * (len(streams) if streams is not None else 0)  # streams batch with the other long items
-    sampler = EpochBatches(long, cfg.batch_size, cfg.seed, rank, world)
-    batches_per_epoch = len(sampler)
-    if cfg.limit_batches:
-        batches_per_epoch = min(batches_per_epoch, cfg.limit_batches)
+    sampler = EpochBatches(data.long, cfg.batch_size, cfg.seed, rank, world)
+    batches_per_epoch = min(len(sampler), cfg.limit_batches or len(sampler))
     if batches_per_epoch == 0:
         raise SpeechRNNError(
-            f"{cfg.data}: {len(train_set)} training clips are fewer than one batch of {cfg.batch_size}"
+            f"{cfg.data}: {len(data.train)} training clips are fewer than one batch of {cfg.batch_size}"
         )
     total_steps = batches_per_epoch * cfg.epochs
-    log_path = out.with_suffix(".metrics.jsonl")
     if rank == 0:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        _open_run(files, progress, overwrite=overwrite)
         print(
-            f"training {model.num_parameters():,} parameters on {len(train_set)} clips "
-            f"({len(train_set.labels)} labels), {world} process(es) on {device}",
+            f"training {model.num_parameters():,} parameters on {len(data.train)} clips "
+            f"({len(data.train.labels)} labels), {world} process(es) on {device}",
             flush=True,
         )
+
+    # 2. Epochs: the step loop, then validation and the saves.
     start_time = time.monotonic() - progress.seconds
     last_save = time.monotonic()
     interrupted = out_of_time = False
     try:
         while progress.epoch < cfg.epochs and not out_of_time:
             epoch = progress.epoch
-            train_set.set_epoch(epoch)
-            if streams is not None:
-                streams.set_epoch(epoch)
+            data.set_epoch(epoch)
             sampler.set_epoch(epoch, skip=progress.batch)
-            loader = DataLoader(
-                data_set,
-                batch_sampler=sampler,
-                collate_fn=collate,
-                num_workers=cfg.workers,
-                persistent_workers=False,
-                pin_memory=device.type == "cuda",
-            )
+            loader = DataLoader(data.both, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
+                                persistent_workers=False, pin_memory=device.type == "cuda")  # fmt: skip
             net.train()
             bar = tqdm(total=batches_per_epoch, initial=progress.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        disable=not progress_bar or rank != 0, unit="batch", dynamic_ncols=True)  # fmt: skip
             sums: dict[str, float] = {}
-            seen, t0 = 0, time.monotonic()
+            seen, t0, lr = 0, time.monotonic(), get_lr(progress.step, cfg, total_steps)
             for batch in loader:
                 if progress.batch >= batches_per_epoch:
                     break
@@ -483,7 +464,7 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-                if torch.isfinite(grad_norm):
+                if torch.isfinite(grad_norm):  # one bad batch must not turn every weight into NaN
                     optimizer.step()
                 progress.step += 1
                 progress.batch += 1
@@ -495,64 +476,178 @@ def train(
                 bar.update(1)
                 if rank == 0 and time.monotonic() - last_save > cfg.save_minutes * 60:
                     progress.seconds = time.monotonic() - start_time
-                    _save(last, model, cfg, progress, optimizer)
+                    _save(files.last, model, cfg, progress, optimizer)
                     last_save = time.monotonic()
                 if cfg.max_minutes and time.monotonic() - start_time > cfg.max_minutes * 60:
                     out_of_time = True
                     break
             bar.close()
             n = max(progress.batch, 1)
-            metrics = evaluate_model(
-                model, val_set, device=device, batch_size=max(cfg.batch_size, 64), progress_bar=False
-            )
-            stream = evaluate_model(model, val_words, device=device, batch_size=max(cfg.batch_size, 64),
-                                    chunk=6, lookahead=4, progress_bar=False)  # fmt: skip
+            record = {"epoch": epoch + 1, "step": progress.step}
+            record.update({f"train_{k}": sums.get(k, 0.0) / n for k in ("loss", "ce", "ctc", "stream")})
+            record.update(_validate(model, data, cfg, device))
             progress.seconds = time.monotonic() - start_time
-            record = {
-                "epoch": epoch + 1,
-                "step": progress.step,
-                "train_loss": sums.get("loss", 0.0) / n,
-                "train_ce": sums.get("ce", 0.0) / n,
-                "train_ctc": sums.get("ctc", 0.0) / n,
-                "train_stream": sums.get("stream", 0.0) / n,
-                "val_loss": metrics["loss"],
-                "val_accuracy": metrics["accuracy"],
-                "val_accuracy_streaming": stream["accuracy"],
-                "val_stream_accuracy": stream.get("stream_accuracy"),
-                "val_wer": metrics.get("wer"),
-                "clips_per_s": seen / max(time.monotonic() - t0, 1e-9),
-                "seconds": progress.seconds,
-                "lr": lr,
-            }
+            record.update(
+                clips_per_s=seen / max(time.monotonic() - t0, 1e-9), seconds=progress.seconds, lr=lr
+            )
             if out_of_time:
                 record["partial"] = True  # the budget ended mid-epoch; --resume would finish the epoch
             else:
                 progress.epoch += 1
                 progress.batch = 0
-            progress.history.append(record)
             if rank == 0:
-                print(json.dumps(record), flush=True)
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                if metrics["accuracy"] > progress.best:
-                    progress.best = metrics["accuracy"]
-                    _save(out, model, cfg, progress, optimizer)
-                _save(last, model, cfg, progress, optimizer)
+                _end_epoch(
+                    files, model, cfg, progress, optimizer, record, keep=cfg.keep_epochs and not out_of_time
+                )
                 last_save = time.monotonic()
-                if cfg.keep_epochs and not out_of_time:  # weights alone: a third of the size
-                    _save(out.with_suffix(f".epoch{progress.epoch}.pt"), model, cfg, progress)
-                _plot_history(progress.history, out.with_suffix(".curves.png"))
     except KeyboardInterrupt:
         interrupted = True
         if rank == 0:
             progress.seconds = time.monotonic() - start_time
-            _save(last, model, cfg, progress, optimizer)
-            print(f"stopped: saved training state to {last}; continue with --resume", flush=True)
+            _save(files.last, model, cfg, progress, optimizer)
+            print(f"stopped: saved training state to {files.last}; continue with --resume", flush=True)
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
-    if rank == 0 and not out.exists():
-        _save(out, model, cfg, progress, optimizer)
+    if rank == 0 and not files.best.exists():
+        _save(files.best, model, cfg, progress, optimizer)
     if interrupted:
         raise KeyboardInterrupt
-    return out
+    return files.best
+
+
+def _resume(last: Path, cfg: TrainConfig) -> tuple[TrainConfig, Progress, Recognizer, dict]:
+    """The run's config (with this invocation's machine settings), progress, model and optimiser state."""
+    ckpt = read_checkpoint(last)
+    state = ckpt.get("train")
+    if not isinstance(state, dict) or not {"config", "progress", "optimizer"} <= state.keys():
+        raise SpeechRNNError(f"{last}: holds no training state to resume from (config, progress, optimizer)")
+    try:
+        saved = TrainConfig.from_dict(state["config"])
+        progress = Progress(**state["progress"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise SpeechRNNError(f"{last}: its training state cannot be read ({err})") from None
+    cfg = replace(
+        saved, device=cfg.device, workers=cfg.workers, threads=cfg.threads, max_minutes=cfg.max_minutes
+    )
+    return cfg, progress, model_from_checkpoint(ckpt, str(last)).train(), state["optimizer"]
+
+
+@dataclass
+class _Data:
+    """A run's datasets: training clips (and streams), validation words and phrases, validation streams."""
+
+    train: SpeechCommandsDataset
+    streams: TrainingStreams | None
+    val: SpeechCommandsDataset  # clips and phrases, full context
+    val_words: Dataset  # isolated words (and validation streams), scored as when streaming
+    long: list[bool]  # per training item: batched with the other long items (phrases, sentences, streams)
+
+    @property
+    def both(self) -> Dataset:
+        return self.train if self.streams is None else ConcatDataset([self.train, self.streams])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.train.set_epoch(epoch)
+        if self.streams is not None:
+            self.streams.set_epoch(epoch)
+
+
+def _make_data(cfg: TrainConfig) -> _Data:
+    augment = AugmentConfig() if cfg.augment else None
+    train_set = SpeechCommandsDataset(
+        cfg.data, "train", cfg.task, augment=augment, seed=cfg.seed, phrases=cfg.phrases
+    )
+    labels = train_set.labels
+    streams = None
+    if cfg.streams > 0:
+        streams = TrainingStreams(
+            train_set.corpus, labels, StreamConfig(per_epoch=cfg.streams), augment, cfg.seed
+        )
+    val = SpeechCommandsDataset(
+        cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=cfg.phrases, labels=labels
+    )
+    val_words: Dataset = SpeechCommandsDataset(cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=False,
+                                               labels=labels)  # fmt: skip
+    if min(cfg.streams, cfg.val_streams) > 0:  # streamed validation: isolated words, then streams
+        n_val = StreamConfig(per_epoch=min(cfg.streams, cfg.val_streams))
+        val_streams = TrainingStreams(
+            train_set.corpus, labels, n_val, AugmentConfig(), cfg.seed, split="validation"
+        )
+        val_words = ConcatDataset([val_words, val_streams])
+    long = [
+        (clip is not None and clip.label in (PHRASE, SENTENCE))
+        for clip, _ in map(train_set.entry, range(len(train_set)))
+    ] + [True] * (len(streams) if streams is not None else 0)
+    return _Data(train_set, streams, val, val_words, long)
+
+
+def _new_model(
+    cfg: TrainConfig,
+    data: _Data,
+    model_config: ModelConfig | None,
+    features: FeatureConfig | None,
+    init: str | os.PathLike | None,
+) -> Recognizer:
+    """Weights to start from: `init`'s (fine-tuning), or fresh ones with statistics from the corpus."""
+    labels = data.train.labels
+    if init is not None:
+        return _warm_start(init, labels, cfg.seed).train()
+    mc = replace(model_config or ModelConfig(n_labels=len(labels)), n_labels=len(labels))
+    torch.manual_seed(cfg.seed)
+    model = Recognizer(mc, labels, features or FeatureConfig(n_mfcc=mc.n_input))
+    plain = SpeechCommandsDataset(cfg.data, "train", cfg.task, seed=cfg.seed, phrases=cfg.phrases)
+    model.set_normalization(*feature_statistics(plain, model, cfg.norm_clips, cfg.seed))
+    return model.train()
+
+
+def _validate(model: Recognizer, data: _Data, cfg: TrainConfig, device: torch.device) -> dict:
+    """Validation metrics of one epoch: full context, and as the live recogniser streams."""
+    batch_size = max(cfg.batch_size, EVAL_BATCH_SIZE)
+    metrics = evaluate_model(model, data.val, device=device, batch_size=batch_size, progress_bar=False)
+    stream = evaluate_model(model, data.val_words, device=device, batch_size=batch_size, chunk=6, lookahead=4,
+                            progress_bar=False)  # fmt: skip
+    return {
+        "val_loss": metrics["loss"],
+        "val_accuracy": metrics["accuracy"],
+        "val_accuracy_streaming": stream["accuracy"],
+        "val_stream_accuracy": stream.get("stream_accuracy"),
+        "val_wer": metrics.get("wer"),
+    }
+
+
+def _open_run(files: RunFiles, progress: Progress, *, overwrite: bool) -> None:
+    """Clear what a killed run left (temp files, log lines past its last state), or the old run's files."""
+    files.remove_stale_temps()
+    if overwrite:
+        for path in files.existing():
+            path.unlink()
+    elif progress.history or files.metrics.exists():
+        _write_metrics(files.metrics, progress.history)
+
+
+def _write_metrics(path: Path, history: list[dict]) -> None:
+    lines = "".join(json.dumps(record) + "\n" for record in history)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(lines))
+
+
+def _end_epoch(
+    files: RunFiles,
+    model: Recognizer,
+    cfg: TrainConfig,
+    progress: Progress,
+    optimizer,
+    record: dict,
+    keep: bool,
+) -> None:
+    """Log the epoch (replacing a partial record of it), save the best and the last state, plot."""
+    progress.history = [h for h in progress.history if h["epoch"] != record["epoch"]] + [record]
+    print(json.dumps(record), flush=True)
+    _write_metrics(files.metrics, progress.history)
+    if record["val_accuracy"] > progress.best:
+        progress.best = record["val_accuracy"]
+        _save(files.best, model, cfg, progress, optimizer)
+    _save(files.last, model, cfg, progress, optimizer)
+    if keep:  # weights alone: a third of the size
+        _save(files.epoch(progress.epoch), model, cfg, progress)
+    _plot_history(progress.history, files.curves)

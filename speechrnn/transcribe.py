@@ -11,7 +11,10 @@ Two paths, one result:
 The label is the classification head's. A clip no longer than the head's window (`config.window` steps, 1 s)
 is pooled whole. A longer one is judged window by window (the label logits pooled over the window ending at
 each step, as the spotter sees them) and gets the best window's label, preferring a command over
-`_unknown_` over `_silence_`: an hour of silence with one "yes" in it is a "yes".
+`_unknown_` over `_silence_`: an hour of silence with one "yes" in it is a "yes". A command counts in a
+window only where the head is at least `COMMAND_FLOOR` sure of it (the live spotter's threshold); a window
+less sure reads as its best other label. Over hours of noise some window always leans a little to some
+word (two hours of white noise were "house" at 0.20), and that is no answer.
 
 The text is the lexicon-constrained beam search over the CTC head (see `decoding`): by default the model's
 command words, searched among `fillers` common English words so that other speech is spelled as what it is,
@@ -22,6 +25,7 @@ using the audio's energy per model step, computed alongside (see `decoding.snap_
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -41,8 +45,8 @@ from .audio import (
     resample,
 )
 from .checkpoint import load_model
+from .config import FILLER_WORDS, TRANSCRIBE_BATCH_SIZE, SpotterConfig
 from .decoding import (
-    FILLER_WORDS,
     DecodingOptions,
     Word,
     beam_search,
@@ -65,6 +69,7 @@ BLOCK_SECONDS = 10.0  # block length when streaming a long file
 STREAM_CHUNK_MS, STREAM_LOOKAHEAD_MS = FILE.chunk_ms, FILE.lookahead_ms  # latency control when streaming
 SEGMENT_SECONDS = 30.0  # longest stretch of CTC outputs decoded at once when streaming
 MIN_PAUSE_MS = 300.0  # a pause at least this long may separate two decoded segments
+COMMAND_FLOOR = SpotterConfig.threshold  # a window names a command only this sure (audio over one window)
 
 
 @dataclass(frozen=True)
@@ -187,11 +192,18 @@ class _LabelPicker:
         self.ranks = torch.tensor([_rank(x) for x in labels])
         self.best: tuple[int, float, int] | None = None  # (rank, probability, label index)
 
-    def update(self, logits: torch.Tensor) -> None:
-        """Args: logits `(steps, n_labels)` of windows."""
+    def update(self, logits: torch.Tensor, floor: float = 0.0) -> None:
+        """Args: logits `(steps, n_labels)` of windows; floor: a window less sure of its top command reads
+        as its best label that is no command."""
         if logits.shape[0] == 0:
             return
-        prob, idx = logits.float().softmax(dim=-1).max(dim=-1)
+        probs = logits.float().softmax(dim=-1)
+        prob, idx = probs.max(dim=-1)
+        others = self.ranks < 2
+        unsure = (self.ranks[idx] == 2) & (prob < floor)
+        if others.any() and unsure.any():
+            other_prob, other_idx = probs.masked_fill(~others, -1.0).max(dim=-1)
+            prob, idx = torch.where(unsure, other_prob, prob), torch.where(unsure, other_idx, idx)
         key = self.ranks[idx] * 2 + prob  # rank first, then probability (< 1)
         i = int(key.argmax())
         cand = (int(self.ranks[idx[i]]), float(prob[i]), int(idx[i]))
@@ -213,7 +225,7 @@ def _clip_label(model: Recognizer, attn: torch.Tensor, logits: torch.Tensor) -> 
     elif steps <= model.config.window:
         picker.update((attn.softmax(dim=0)[:, None] * logits).sum(dim=0, keepdim=True))
     else:
-        picker.update(windowed_labels(attn[None], logits[None], model.config.window)[0])
+        picker.update(windowed_labels(attn[None], logits[None], model.config.window)[0], COMMAND_FLOOR)
     return picker.result()
 
 
@@ -295,7 +307,7 @@ def _run_stream(
     samples = 0
 
     def piece(out: StreamOutput) -> tuple[torch.Tensor, np.ndarray]:
-        picker.update(torch.from_numpy(out.label_logits))
+        picker.update(torch.from_numpy(out.label_logits), COMMAND_FLOOR)
         return out.ctc_log_probs, energies.take(out.start, out.steps)
 
     def outputs() -> Iterator[tuple[torch.Tensor, np.ndarray]]:
@@ -431,7 +443,7 @@ def transcribe_files(
     min_word_score: float = DecodingOptions.min_word_score,
     fillers: int = FILLER_WORDS,
     device: str | torch.device = "cpu",
-    batch_size: int = 16,
+    batch_size: int = TRANSCRIBE_BATCH_SIZE,
     long_seconds: float = LONG_SECONDS,
     block_seconds: float = BLOCK_SECONDS,
     chunk_ms: float = STREAM_CHUNK_MS,
@@ -510,6 +522,10 @@ def transcribe_files(
 # ------------------------------------------------------------------------------------------------ CLI
 
 
+def _scores(t: Transcription) -> list[float]:
+    return [t.score, *(w.score for w in t.words)]
+
+
 def main_transcribe(
     *,
     paths: Sequence[str],
@@ -540,6 +556,8 @@ def main_transcribe(
         progress=sys.stderr.isatty(),
     )
     for result in results:
+        if isinstance(result, Transcription) and not all(map(math.isfinite, _scores(result))):
+            result = FailedFile(str(result.path), "the model gave scores that are not finite numbers")
         failed += isinstance(result, FailedFile)
         print(json.dumps(result.to_dict()) if as_json else str(result), file=out, flush=True)
     return 1 if failed else 0

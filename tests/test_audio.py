@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 import struct
 import tracemalloc
@@ -18,6 +19,7 @@ import torchaudio.functional as AF
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
+import speechrnn.audio as audio_module
 from speechrnn.audio import (
     SAMPLE_RATE,
     audio_duration,
@@ -264,17 +266,62 @@ def test_objects_that_are_not_files_are_a_type_error():
         load_audio(0)
 
 
-def test_truncated_data_gives_the_samples_present():
-    data = wav_bytes(noise(SAMPLE_RATE, 0.5), SAMPLE_RATE)
-    y = load_audio(data[: 44 + 2 * 1000 + 1])  # header, 1000 samples and half of the next
-    assert y.shape == (1000,)
+def test_truncated_data_is_an_error_naming_both_lengths(tmp_path):
+    # A file cut short answered for the part that is there as if it were the whole: now it is refused.
+    data = wav_bytes(noise(SAMPLE_RATE, 2.0), SAMPLE_RATE)
+    path = tmp_path / "cut.wav"
+    path.write_bytes(data[: 44 + 2 * 5318])
+    message = "cut.wav: truncated: its header promises 64000 bytes of audio [(]32000 samples[)].*5318 samples"
+    with pytest.raises(SpeechRNNError, match=message):
+        load_audio(path)
+    with pytest.raises(SpeechRNNError, match="truncated"):
+        list(read_blocks(path))
+    with pytest.raises(SpeechRNNError, match="truncated"):
+        load_audio(data[: 44 + 2 * 1000 + 1])  # header, 1000 samples and half of the next
+    assert load_audio(data).shape == (32000,)  # the whole file is fine
 
 
-def test_header_claiming_terabytes_reads_only_what_is_there():
-    # The data chunk claims 4 GB; the file holds 1600 samples. Nothing is allocated for the rest.
+def test_a_stream_without_a_length_in_its_header_is_read_whole():
+    # Writers that stream (ffmpeg to a pipe) put 0xFFFFFFFF where the length is not yet known.
+    data = bytearray(wav_bytes(noise(SAMPLE_RATE, 0.1), SAMPLE_RATE))
+    data[40:44] = struct.pack("<I", 0xFFFFFFFF)
+    assert load_audio(bytes(data)).shape == (1600,)
+
+
+def test_header_claiming_terabytes_is_truncated_and_nothing_is_allocated():
     data = bytearray(wav_bytes(noise(SAMPLE_RATE, 0.1), SAMPLE_RATE))
     data[40:44] = struct.pack("<I", 0xFFFFFFF0)
-    assert load_audio(bytes(data)).shape == (1600,)
+    with pytest.raises(SpeechRNNError, match="truncated"):
+        load_audio(bytes(data))
+
+
+def test_a_pipe_is_named_not_called_empty(tmp_path):
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+    with pytest.raises(SpeechRNNError, match="stream: is a pipe or a device, expected a regular audio file"):
+        load_audio(fifo)
+
+
+def test_permission_denied_is_said(tmp_path, monkeypatch):
+    path = write(tmp_path / "locked.wav", noise(SAMPLE_RATE, 0.1), SAMPLE_RATE)
+    real_open = os.open
+
+    def refuse(p, flags, *args):
+        if str(p) == str(path):
+            raise PermissionError(13, "Permission denied", str(p))
+        return real_open(p, flags, *args)
+
+    monkeypatch.setattr(audio_module.os, "open", refuse)  # root may read anything: refuse it here
+    with pytest.raises(SpeechRNNError, match="locked.wav: cannot be read [(]Permission denied[)]"):
+        load_audio(path)
+
+
+def test_a_damaged_mp3_is_one_error_and_nothing_on_stderr(tmp_path, capfd):
+    path = tmp_path / "random.mp3"
+    path.write_bytes(b"ID3" + np.random.default_rng(2).bytes(5000))
+    with pytest.raises(SpeechRNNError, match="random.mp3: not a readable audio file [(]unknown format"):
+        load_audio(path)
+    assert capfd.readouterr().err == ""  # libmpg123 printed its own complaints here
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -288,7 +288,7 @@ def test_export_command(tmp_path, capsys):
         (["--model", "{tmp}/missing.pt", "--out", "{tmp}/x.onnx"], "no such checkpoint"),
         (["--model", "{ckpt}", "--out", "{tmp}/x.txt"], ".onnx"),
         (["--model", "{ckpt}", "--out", "{tmp}/x.onnx", "--chunk-ms", "30"], "multiple of"),
-        (["--model", "{ckpt}", "--out", "{tmp}/x.onnx", "--lookahead-ms", "-20"], "multiple of"),
+        (["--model", "{ckpt}", "--out", "{tmp}/x.onnx", "--lookahead-ms", "25"], "multiple of"),
         (["--model", "{ckpt}", "--out", "{tmp}/no/such/dir/x.onnx"], "cannot write"),
     ],
 )

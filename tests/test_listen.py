@@ -552,31 +552,3 @@ def test_a_real_person_is_heard():
         heard[name] = [d.keyword for d in summary.detections]
     assert all(heard[name] == [word] for name, word in commands.items()), heard
     assert not any(heard[name] for name in others), heard
-
-
-def test_live_defaults_agree_everywhere(capsys):
-    """The CLI (which must not import torch for --help), the library and the export share one setting."""
-    import inspect
-
-    from speechrnn import cli, export, listen, live
-    from speechrnn.latency import LIVE
-    from speechrnn.spotter import SpotterConfig
-
-    LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS = LIVE.chunk_ms, LIVE.lookahead_ms
-
-    parser = cli.build_parser()
-    with pytest.raises(SystemExit):
-        parser.parse_args(["listen", "--help"])
-    help_text = " ".join(capsys.readouterr().out.split())
-    assert f"misses (default: {SpotterConfig.threshold:g})" in help_text
-    assert "then half a second of silence" in help_text and END_SILENCE_S == 0.5
-    for command in (["listen"], ["export", "--out", "m.onnx"]):
-        args = parser.parse_args(command)
-        assert (args.chunk_ms, args.lookahead_ms) == (LIVE_CHUNK_MS, LIVE_LOOKAHEAD_MS), command
-    assert parser.parse_args(["listen"]).reset_after_silence_ms == listen.RESET_AFTER_SILENCE_MS
-    for fn in (listen.listen, export.export_onnx, export.main_export, live.spot, live.open_step):
-        params = inspect.signature(fn).parameters
-        assert (
-            params["chunk_ms"].default == LIVE_CHUNK_MS
-            and params["lookahead_ms"].default == LIVE_LOOKAHEAD_MS
-        )

@@ -147,11 +147,6 @@ result = [[json.loads(line)["keyword"] for line in out.getvalue().splitlines()],
     assert got["result"] == [["yes", "left"], ["yes", "left"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.build_parser imports model.py and decoding.py (torch) for the train and transcribe defaults; "
-    "the CLI's light config module is to remove that (then drop this mark)",
-)
 def test_the_onnx_listen_command_imports_no_torch(onnx_file, speech_wav):
     got = _modules_after(f"""
 from speechrnn.cli import main

@@ -1,9 +1,11 @@
 """Training: a tiny model learns, checkpoints round-trip, resume is exact, DDP runs, bad files are refused."""
 
+import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -258,11 +260,197 @@ def test_train_config_round_trips_and_an_older_checkpoint_trains_without_the_for
 def test_train_command_passes_the_formant_warp_and_kept_epochs(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr(train_module, "train", lambda cfg, out, **kw: seen.update(cfg=cfg))
-    argv = ["train", "--data", "x", "--out", str(tmp_path / "m.pt")]
+    argv = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m.pt")]  # checked: a folder
     assert cli.main([*argv, "--vtlp", "0.6", "--vtlp-range", "0.85", "1.15", "--keep-epochs"]) == 0
     cfg = seen["cfg"]
     assert (cfg.vtlp_prob, cfg.vtlp_range, cfg.keep_epochs) == (0.6, (0.85, 1.15), True)
     assert cli.main(argv) == 0
-    defaults = TrainConfig(data="x")
+    defaults = TrainConfig(data=str(tmp_path))
     assert (seen["cfg"].vtlp_prob, seen["cfg"].vtlp_range) == (defaults.vtlp_prob, defaults.vtlp_range)
     assert not seen["cfg"].keep_epochs
+
+
+# ------------------------------------------------------------------------ a run's files (issue 31)
+
+
+def test_an_existing_run_is_refused_and_overwrite_replaces_it(fake_corpus, tmp_path):
+    out = tmp_path / "m.pt"
+    train(_cfg(fake_corpus, epochs=2, limit_batches=1, keep_epochs=True), out, model_config=TINY,
+          progress_bar=False)  # fmt: skip
+    before = out.read_bytes()
+    with pytest.raises(SpeechRNNError, match="a training run is there already .*--resume.*--overwrite"):
+        train(_cfg(fake_corpus, epochs=1, limit_batches=1), out, model_config=TINY, progress_bar=False)
+    assert out.read_bytes() == before
+    with pytest.raises(SpeechRNNError, match="give one, not both"):
+        train(_cfg(fake_corpus), out, model_config=TINY, resume=True, overwrite=True, progress_bar=False)
+    train(_cfg(fake_corpus, epochs=1, limit_batches=1, seed=3), out, model_config=TINY, overwrite=True,
+          progress_bar=False)  # fmt: skip
+    lines = out.with_suffix(".metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1]  # the old run's two lines are gone
+    assert not out.with_suffix(".epoch2.pt").exists()  # and its kept epochs
+    assert read_checkpoint(out)["train"]["config"]["seed"] == 3
+
+
+def test_a_folder_as_out_is_refused_before_any_work(fake_corpus, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "SpeechCommandsDataset", None)  # the work would start here
+    for out in (tmp_path, tmp_path / "m.pt/", ""):
+        with pytest.raises(SpeechRNNError, match="folder|expected the path of a checkpoint"):
+            (tmp_path / "m.pt").mkdir(exist_ok=True)
+            train(_cfg(fake_corpus), out, model_config=TINY, progress_bar=False)
+
+
+class Killed(BaseException):
+    """A kill -9: nothing of train's own handling runs."""
+
+
+def test_a_kill_while_saving_resumes_without_logging_an_epoch_twice(fake_corpus, tmp_path, monkeypatch):
+    out = tmp_path / "m.pt"
+    real_save = train_module.save_checkpoint
+
+    def killed_while_saving_last_of_epoch_2(path, model, train=None, info=None):
+        if Path(path).name == "m.last.pt" and train["progress"]["epoch"] == 2:
+            (tmp_path / ".m.last.pt.k1ll3d00.tmp").write_bytes(b"half a checkpoint")  # the rename never came
+            raise Killed
+        real_save(path, model, train=train, info=info)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", killed_while_saving_last_of_epoch_2)
+    with pytest.raises(Killed):
+        train(_cfg(fake_corpus, epochs=2, limit_batches=2), out, model_config=TINY, progress_bar=False)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    metrics = out.with_suffix(".metrics.jsonl")
+    assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()] == [1, 2]
+    (tmp_path / ".m.pt.a1b2c3d4").write_bytes(b"left by an older version")  # no .tmp suffix then
+    (tmp_path / ".m.pt.notes").write_text("the user's own file")
+    train(
+        _cfg(fake_corpus, epochs=2, limit_batches=2), out, model_config=TINY, resume=True, progress_bar=False
+    )
+    assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()] == [1, 2]
+    assert [
+        h["epoch"] for h in read_checkpoint(out.with_suffix(".last.pt"))["train"]["progress"]["history"]
+    ] == [
+        1,
+        2,
+    ]
+    assert sorted(p.name for p in tmp_path.glob(".*")) == [".m.pt.notes"]
+
+
+def test_a_time_budget_record_is_replaced_when_its_epoch_finishes(fake_corpus, tmp_path):
+    out = tmp_path / "m.pt"
+    train(_cfg(fake_corpus, epochs=1, max_minutes=1e-6), out, model_config=TINY, progress_bar=False)
+    first = read_checkpoint(out.with_suffix(".last.pt"))["train"]["progress"]["history"]
+    assert [(h["epoch"], h.get("partial")) for h in first] == [(1, True)]
+    train(
+        _cfg(fake_corpus, epochs=1, limit_batches=2), out, model_config=TINY, resume=True, progress_bar=False
+    )
+    lines = [json.loads(line) for line in out.with_suffix(".metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r.get("partial")) for r in lines] == [(1, None)]
+
+
+# ------------------------------------------------------------- checkpoints and resume (issue 29)
+
+
+def _tiny_checkpoint(path: Path, labels=("a", "b", "c"), **train_state) -> Recognizer:
+    torch.manual_seed(1)
+    model = Recognizer(replace(TINY, n_labels=len(labels)), labels)
+    save_checkpoint(path, model, train=train_state or None)
+    return model
+
+
+def test_a_checkpoint_from_another_vocabulary_or_with_mismatched_weights_is_refused(tmp_path):
+    path = tmp_path / "x.pt"
+    _tiny_checkpoint(path)
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "vocab": ckpt["vocab"][:-1]}, tmp_path / "vocab.pt")
+    with pytest.raises(SpeechRNNError, match="vocab.pt: checkpoint vocabulary differs"):
+        load_model(tmp_path / "vocab.pt")
+    torch.save({**ckpt, "model_config": {**ckpt["model_config"], "hidden": 32}}, tmp_path / "config.pt")
+    with pytest.raises(
+        SpeechRNNError, match="config.pt: checkpoint does not describe a valid model .*size mismatch"
+    ):
+        load_model(tmp_path / "config.pt")
+    torch.save({**ckpt, "model_config": {**ckpt["model_config"], "dropout": 2.0}}, tmp_path / "dropout.pt")
+    with pytest.raises(SpeechRNNError, match="dropout.pt: .*dropout: expected a finite number in"):
+        load_model(tmp_path / "dropout.pt")
+
+
+def test_a_truncated_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "x.pt"
+    _tiny_checkpoint(path)
+    data = path.read_bytes()
+    for size in (len(data) // 2, len(data) - 100, 10):
+        path.write_bytes(data[:size])
+        with pytest.raises(SpeechRNNError, match="x.pt: not a speechrnn checkpoint [(]could not be loaded"):
+            load_model(path)
+
+
+def test_a_failed_write_keeps_the_old_checkpoint_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "x.pt"
+    _tiny_checkpoint(path)
+    before = path.read_bytes()
+
+    def disk_full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        _tiny_checkpoint(path, labels=("x", "y"))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pt"]
+
+
+def test_resume_errors_are_explained(fake_corpus, tmp_path):
+    out = tmp_path / "m.pt"
+    with pytest.raises(SpeechRNNError, match="no checkpoint to resume from at .*m.last.pt"):
+        train(_cfg(fake_corpus), out, resume=True, progress_bar=False)
+    _tiny_checkpoint(out.with_suffix(".last.pt"))  # weights only: no training state
+    with pytest.raises(SpeechRNNError, match="m.last.pt: holds no training state to resume from"):
+        train(_cfg(fake_corpus), out, resume=True, progress_bar=False)
+    model = Recognizer(replace(TINY, n_labels=3), ("a", "b", "c"))
+    optimizer = torch.optim.AdamW(model.parameters())
+    state = {"config": _cfg(fake_corpus).to_dict(), "progress": asdict(train_module.Progress()),
+             "optimizer": optimizer.state_dict()}  # fmt: skip
+    save_checkpoint(out.with_suffix(".last.pt"), model, train=state)
+    with pytest.raises(
+        SpeechRNNError, match="m.last.pt: its labels differ from the corpus's '12' task labels"
+    ):
+        train(_cfg(fake_corpus), out, resume=True, progress_bar=False)
+    state["progress"] = {"epoch": "one"} | {"unknown_field": 1}
+    save_checkpoint(out.with_suffix(".last.pt"), model, train=state)
+    with pytest.raises(SpeechRNNError, match="its training state cannot be read"):
+        train(_cfg(fake_corpus), out, resume=True, progress_bar=False)
+
+
+def test_the_schedule_follows_the_time_budget():
+    cfg = TrainConfig(data="x", lr=1e-2, min_lr=1e-4, warmup_steps=10, max_minutes=10.0)
+    assert train_module.get_lr(0, cfg, total_steps=1000) == pytest.approx(1e-3)  # warm-up counts steps
+    budget = 600.0
+    assert train_module.get_lr(50, cfg, 1000, elapsed=0.0) == pytest.approx(1e-2)
+    assert train_module.get_lr(50, cfg, 1000, elapsed=budget / 2) == pytest.approx((1e-2 + 1e-4) / 2)
+    # Steps do not matter under a budget: only the time spent does.
+    assert train_module.get_lr(999, cfg, 1000, elapsed=budget / 2) == pytest.approx((1e-2 + 1e-4) / 2)
+    for elapsed in (budget, 2 * budget):
+        assert train_module.get_lr(60, cfg, 1000, elapsed=elapsed) == pytest.approx(1e-4)
+    lrs = [train_module.get_lr(60, cfg, 1000, elapsed=t) for t in range(0, 700, 50)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+def test_a_non_finite_gradient_skips_its_step(fake_corpus, tmp_path, monkeypatch):
+    reference = tmp_path / "a" / "m.pt"
+    train(_cfg(fake_corpus, epochs=1, limit_batches=1), reference, model_config=TINY, progress_bar=False)
+    real_loss = train_module.compute_loss
+    calls = {"n": 0}
+
+    def nan_on_the_second_batch(*args, **kwargs):
+        calls["n"] += 1
+        loss, parts = real_loss(*args, **kwargs)
+        return (loss * float("nan") if calls["n"] == 2 else loss), parts
+
+    monkeypatch.setattr(train_module, "compute_loss", nan_on_the_second_batch)
+    skipped = tmp_path / "b" / "m.pt"
+    train(_cfg(fake_corpus, epochs=1, limit_batches=2), skipped, model_config=TINY, progress_bar=False)
+    assert calls["n"] == 2
+    a = read_checkpoint(reference.with_suffix(".last.pt"))["model"]
+    b = read_checkpoint(skipped.with_suffix(".last.pt"))["model"]  # loads: every weight is finite
+    for name, value in a.items():
+        torch.testing.assert_close(b[name], value, msg=name)  # the NaN batch changed nothing
