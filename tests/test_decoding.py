@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from speechrnn.decoding import (
+    SHORT_WORDS,
     UNK_WORD,
     DecodingOptions,
     beam_search,
@@ -14,6 +15,7 @@ from speechrnn.decoding import (
     collapse,
     decode_stream,
     edit_distance,
+    filler_words,
     greedy_decode,
     make_lexicon,
     silence_cut,
@@ -170,6 +172,25 @@ def test_speech_outside_the_lexicon_is_unknown():
     assert unknown.word == UNK_WORD and unknown.score == forced.score
     assert (unknown.start, unknown.end) == (forced.start, forced.end)
     assert greedy_decode(lp) == ["bed"]
+
+
+def test_filler_words_compete_and_are_reported_as_unknown():
+    """Prose spelled among English's common words: "wait for me" is three other words, not "four"; a
+    command said inside it is still named, where it is said; fillers in a row are one <unk>."""
+    lexicon = make_lexicon(["four", "go", "left"])
+    fillers = filler_words(exclude=lexicon)
+    assert {"for", "wait", "me", "please", "now"} <= set(fillers) and not set(lexicon) & set(fillers)
+    searched = tuple(sorted(set(lexicon) | set(fillers)))
+    prose = emissions(60, spell("wait for me", 5))
+    forced = beam_search(prose, lexicon, KEEP_ALL, STEP)
+    assert "four" in [w.word for w in forced]  # without fillers, "for" is forced into the command
+    words = beam_search(prose, searched, KEEP_ALL, STEP, report=frozenset(lexicon))
+    assert [w.word for w in words] == [UNK_WORD]  # one <unk> for the three
+    said = emissions(80, spell("please go left now", 5))
+    words = beam_search(said, searched, KEEP_ALL, STEP, report=frozenset(lexicon))
+    assert [w.word for w in words] == [UNK_WORD, "go", "left", UNK_WORD]
+    assert (words[1].start, words[2].start) == (pytest.approx(19 * STEP), pytest.approx(25 * STEP))
+    assert filler_words(0) == () and all(len(w) > 2 or w in SHORT_WORDS for w in fillers)
 
 
 def test_beam_search_of_nothing():
