@@ -493,7 +493,7 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         "--keywords",
         nargs="+",
         metavar="WORD",
-        help='the words to spot: the trained command words (default: all of them), or any word or short '
+        help="the words to spot: the trained command words (default: all of them), or any word or short "
         'phrase spelled a-z, quoted (--keywords "lights on" computer), which the CTC head spells',
     )
     p.add_argument(
@@ -676,8 +676,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default=defaults.host, help=f"address to listen on (default: {defaults.host})")
     p.add_argument(
-        "--port", type=int, default=defaults.port, help=f"port, 0 for any free one (default: {defaults.port})"
-    )
+        "--port", type=_number(0, 65535, integer=True), default=defaults.port,
+        help=f"port, 0 for any free one (default: {defaults.port})",
+    )  # fmt: skip
     engine = p.add_mutually_exclusive_group()
     engine.add_argument(
         "--model", metavar="CKPT", help="checkpoint (default: the model shipped with speechrnn)"
@@ -688,11 +689,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "transcribed with the shipped model",
     )  # fmt: skip
     p.add_argument(
-        "--max-connections", type=int, default=defaults.max_connections, metavar="N",
+        "--max-connections", type=_number(1, 10_000, integer=True), default=defaults.max_connections,
+        metavar="N",
         help=f"live streams at once; one more is refused (default: {defaults.max_connections})",
     )  # fmt: skip
     p.add_argument(
-        "--max-session-s", type=float, default=defaults.max_session_s, metavar="S",
+        "--max-session-s", type=_number(0, 1e9, above=True), default=defaults.max_session_s, metavar="S",
         help=f"a live stream is closed after this many seconds (default: {defaults.max_session_s:g})",
     )  # fmt: skip
 
@@ -708,7 +710,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         serve(model=args.model, onnx=args.onnx, config=config)
         return 0
 
-    p.set_defaults(func=run)
+    def check(args: argparse.Namespace) -> None:
+        _input_file(args.model, "--model", "checkpoint file")
+        _input_file(args.onnx, "--onnx", "ONNX file")
+
+    p.set_defaults(func=run, check=check)
 
 
 def build_parser() -> argparse.ArgumentParser:
