@@ -162,7 +162,7 @@ def run_pocketsphinx(clips: list[np.ndarray]) -> tuple[list[str], float]:
 
 
 def run_listen(
-    model, data: Path, records: list[dict], snr_db: float, seed: int, decisions: list[str]
+    model, data: Path, records: list[dict], snr_db: float, seed: int, decisions: list[str], thresholds: list
 ) -> tuple[dict[str, list], list[dict], float, float]:
     """The utterances end to end as one live stream (noise between them), through the live recogniser once
     and a `KeywordListener` per decision rule: the detections of each, the stream's words, its seconds, and
@@ -178,10 +178,12 @@ def run_listen(
     compute = time.perf_counter() - start
     detections = {}
     for decide in decisions:
-        listener = KeywordListener(step, decide=decide)
-        start = time.perf_counter()
-        detections[decide] = [d for out in outputs for d in listener.hear(out).detections]
-        detections[decide + " seconds"] = time.perf_counter() - start
+        for threshold in thresholds:
+            key = decide if threshold is None else f"{decide}, threshold {threshold:g}"
+            listener = KeywordListener(step, decide=decide, threshold=threshold)
+            start = time.perf_counter()
+            detections[key] = [d for out in outputs for d in listener.hear(out).detections]
+            detections[key + " seconds"] = time.perf_counter() - start
     return detections, words, audio.size / SAMPLE_RATE, compute
 
 
@@ -294,7 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="at most this many utterances")
     parser.add_argument("--snr-db", type=float, default=20.0, help="noise under each utterance (inf: none)")
     parser.add_argument("--fillers", type=int, nargs="+", default=[FILLER_WORDS], help="filler list sizes")
-    parser.add_argument("--min-word-score", type=float, default=DecodingOptions.min_word_score)
+    parser.add_argument(
+        "--min-word-score",
+        type=float,
+        nargs="+",
+        default=[DecodingOptions.min_word_score],
+        help="transcribe's",
+    )
+    parser.add_argument(
+        "--threshold", type=float, nargs="+", default=[None], help="listen's (default: each rule's own)"
+    )
     parser.add_argument("--decide", nargs="+", default=[DECIDE], choices=DECISIONS, help="listen's rules")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-out", type=Path, default=None)
@@ -312,22 +323,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_connected: {name} on {len(clips)} utterances ({audio_s:.0f} s)", file=sys.stderr)
         if name == "speechrnn":
             for n in args.fillers:
-                words, seconds = run_speechrnn(model, clips, n, args.min_word_score)
-                heard = [[w.word for w in ws if w.word != UNK_WORD] for ws in words]
-                key = "speechrnn transcribe" + (f" (fillers {n})" if len(args.fillers) > 1 else "")
-                systems[key] = score_words(records, heard, keywords) | {
-                    "times": time_agreement(records, words, keywords),
-                    "rtf": seconds / audio_s,
-                    "fillers": n,
-                }
+                for score in args.min_word_score:
+                    words, seconds = run_speechrnn(model, clips, n, score)
+                    heard = [[w.word for w in ws if w.word != UNK_WORD] for ws in words]
+                    settings = [f"fillers {n}"] if len(args.fillers) > 1 else []
+                    settings += [f"min word score {score:g}"] if len(args.min_word_score) > 1 else []
+                    key = "speechrnn transcribe" + (f" ({', '.join(settings)})" if settings else "")
+                    systems[key] = score_words(records, heard, keywords) | {
+                        "times": time_agreement(records, words, keywords),
+                        "rtf": seconds / audio_s,
+                        "fillers": n,
+                        "min_word_score": score,
+                    }
         elif name == "listen":
             found, truth, stream_s, seconds = run_listen(
-                model, args.data, records, args.snr_db, args.seed, args.decide
+                model, args.data, records, args.snr_db, args.seed, args.decide, args.threshold
             )
-            for decide in args.decide:
-                heard = _detections_per_utterance(records, truth, found[decide])
-                rtf = (seconds + found[decide + " seconds"]) / stream_s
-                systems[f"speechrnn listen ({decide})"] = score_words(records, heard, keywords) | {"rtf": rtf}
+            for key in (k for k in found if not k.endswith(" seconds")):
+                heard = _detections_per_utterance(records, truth, found[key])
+                rtf = (seconds + found[key + " seconds"]) / stream_s
+                systems[f"speechrnn listen ({key})"] = score_words(records, heard, keywords) | {"rtf": rtf}
         elif name == "whisper":
             try:
                 texts, seconds = run_whisper(clips)
