@@ -294,8 +294,8 @@ class SpeechCommandsDataset(Dataset):
         task: "all" or "12" (see `task_labels`); ignored when `labels` is given.
         augment: waveform augmentation for every item, or None.
         seed: non-negative seed of every random choice.
-        phrases: include the split's phrases (label -1), and its sentences and utterances (`_unknown_`
-            unless their transcript holds a label word; then -1). Clips without a transcript are left out.
+        phrases: include the split's phrases and utterances (label -1) and its sentences (`_unknown_` unless
+            their transcript holds a label word; then -1). Clips without a transcript are left out.
         labels: an explicit label set, e.g. a checkpoint's; words outside it become `_unknown_` (when it
             has `_unknown_`, otherwise they are left out).
         silence_percentage: `_silence_` items per 100 word clips.
@@ -356,10 +356,13 @@ class SpeechCommandsDataset(Dataset):
         self._extras: list[tuple[Clip, int]] = []
         if phrases:
             self._extras += [(c, NO_LABEL) for c in self.corpus.phrases[self.split] if c.has_text]
-            for clip in self.corpus.sentences[self.split] + self.corpus.utterances.get(self.split, ()):
+            for clip in self.corpus.sentences[self.split]:
                 label = NO_LABEL if set(clip.text.split()) & set(self.labels) else unknown_id
                 if clip.has_text or label != NO_LABEL:
                     self._extras.append((clip, label))
+            # CTC only: the label head learns connected speech step by step in the training streams, and the
+            # clip accuracy stays a measure of isolated words.
+            self._extras += [(c, NO_LABEL) for c in self.corpus.utterances.get(self.split, ()) if c.has_text]
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
