@@ -4,20 +4,31 @@ Every option is checked where it is parsed (a number that is NaN, infinite, out 
 kind), and each command's `check` looks at its options together and at every path before any work: a
 missing input, an output that is a folder or cannot be created, an option that the others make
 meaningless. Each failure is one line, `speechrnn COMMAND: error: ...`, and exit status 2; the work never
-starts on options that would fail after it. Defaults come from `config`; this module and `config` import
-no torch, so `--help` is fast.
+starts on options that would fail after it. Defaults come from `config`; the option types and path checks
+live in `cli_checks`; this module, `cli_checks` and `config` import no torch, so `--help` is fast.
+Over 500 lines because it is every command's options and help text, one `_add_<command>` each, read together.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from . import config
+from .cli_checks import (
+    _CHUNK_MS,
+    _COUNT,
+    _LOOKAHEAD_MS,
+    _PROBABILITY,
+    _input_file,
+    _input_folder,
+    _number,
+    _one_line,
+    _output_file,
+    _Parser,
+)
 from .config import (
     DECIDE,
     DECISIONS,
@@ -33,73 +44,11 @@ from .config import (
     ModelConfig,
     SpotterConfig,
     TrainConfig,
-    describe_range,
-    out_of_range,
 )
 from .errors import SpeechRNNError
 from .latency import LIVE
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")  # what --plot may write (matplotlib picks the format by suffix)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, whose usage errors are the one line that every other error of the command line is."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
-
-
-def _number(lo: float, hi: float = math.inf, *, integer: bool = False, above: bool = False):
-    """An argparse type: a finite number in the range (see `config.out_of_range`)."""
-
-    def parse(text: str) -> float | int:
-        try:
-            value = int(text) if integer else float(text)
-        except ValueError:
-            value = None
-        if value is None or out_of_range(value, lo, hi, integer=integer, above=above):
-            kind = describe_range(lo, hi, integer=integer, above=above)
-            shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {shown}")
-        return value
-
-    parse.__name__ = "whole number" if integer else "number"  # argparse names the type in some messages
-    return parse
-
-
-_PROBABILITY = _number(0.0, 1.0)
-_COUNT = _number(1, 1_000_000, integer=True)
-_CHUNK_MS = _number(0.0, MAX_CHUNK_MS, above=True)
-_LOOKAHEAD_MS = _number(0.0, MAX_CHUNK_MS)
-
-
-def _input_file(path: str | None, option: str, kind: str = "file") -> None:
-    """A file the command will read: it must exist and be a file (its content is checked when read)."""
-    if path is None:
-        return
-    p = Path(path)
-    if not p.exists():
-        raise SpeechRNNError(f"{option} {path}: no such {kind}")
-    if p.is_dir():
-        raise SpeechRNNError(f"{option} {path}: is a folder, expected a file")
-
-
-def _input_folder(path: str, option: str) -> None:
-    p = Path(path)
-    if not p.exists():
-        raise SpeechRNNError(f"{option} {path}: no such folder")
-    if not p.is_dir():
-        raise SpeechRNNError(f"{option} {path}: is a file, expected a folder")
-
-
-def _output_file(path: str, option: str) -> None:
-    """A file the command will write: not a folder, and creatable (its folder is made when written)."""
-    from .checkpoint import check_writable
-
-    try:
-        check_writable(path)
-    except SpeechRNNError as err:
-        raise SpeechRNNError(f"{option} {err}") from None
 
 
 # ----------------------------------------------------------------------------------------------- synth
@@ -351,7 +300,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _add_transcribe(sub: argparse._SubParsersAction) -> None:
-    """`speechrnn transcribe` (owned by speechrnn/transcribe.py)."""
+    """`speechrnn transcribe` (owned by speechrnn/transcribe.py). Long: one flat list of options, then check and run."""
     defaults = DecodingOptions()
     p = sub.add_parser(
         "transcribe",
@@ -454,7 +403,7 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_listen(sub: argparse._SubParsersAction) -> None:
-    """`speechrnn listen` (owned by speechrnn/listen.py)."""
+    """`speechrnn listen` (owned by speechrnn/listen.py). Long: one flat list of options, then check and run."""
     p = sub.add_parser(
         "listen",
         help="spot keywords live from the microphone (or a file replayed as a live stream)",
@@ -758,11 +707,6 @@ def main(argv: list[str] | None = None, *, check_only: bool = False) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"speechrnn {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
-
-
-def _one_line(message: object) -> str:
-    """`message` on one line: a character that is not printable (a newline in a path) shown escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
 
 
 def entry() -> None:
