@@ -136,7 +136,7 @@ _MODEL_OPTIONS = (
     ("--layers", "layers", _number(1, config.MAX_LAYERS, integer=True), "stacked recurrent layers"),
     ("--dropout", "dropout", _number(0.0, 0.99), "dropout between layers"),
 )  # fmt: skip
-# What --resume takes from this invocation (`train._resume`); every other setting is the run's own.
+# What --resume takes from this invocation (`train_run._resume`); every other setting is the run's own.
 _RESUME_TAKES = {"data", "out", "device", "workers", "threads", "max_minutes", "resume", "help"}
 
 
@@ -217,7 +217,7 @@ def _train_configs(args: argparse.Namespace) -> tuple[TrainConfig, ModelConfig]:
 
 
 def _check_train(args: argparse.Namespace) -> None:
-    from .train import check_run_out
+    from .train_run import check_run_out
 
     _train_configs(args)
     config.check_device(args.device, allow_auto=True)

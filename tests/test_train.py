@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import speechrnn.train as train_module
+import speechrnn.train_run as train_run
 from speechrnn import cli
 from speechrnn.checkpoint import average_checkpoints, load_model, read_checkpoint, save_checkpoint
 from speechrnn.errors import SpeechRNNError
@@ -305,7 +306,7 @@ class Killed(BaseException):
 
 def test_a_kill_while_saving_resumes_without_logging_an_epoch_twice(fake_corpus, tmp_path, monkeypatch):
     out = tmp_path / "m.pt"
-    real_save = train_module.save_checkpoint
+    real_save = train_run.save_checkpoint
 
     def killed_while_saving_last_of_epoch_2(path, model, train=None, info=None):
         if Path(path).name == "m.last.pt" and train["progress"]["epoch"] == 2:
@@ -313,10 +314,10 @@ def test_a_kill_while_saving_resumes_without_logging_an_epoch_twice(fake_corpus,
             raise Killed
         real_save(path, model, train=train, info=info)
 
-    monkeypatch.setattr(train_module, "save_checkpoint", killed_while_saving_last_of_epoch_2)
+    monkeypatch.setattr(train_run, "save_checkpoint", killed_while_saving_last_of_epoch_2)
     with pytest.raises(Killed):
         train(_cfg(fake_corpus, epochs=2, limit_batches=2), out, model_config=TINY, progress_bar=False)
-    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    monkeypatch.setattr(train_run, "save_checkpoint", real_save)
     metrics = out.with_suffix(".metrics.jsonl")
     assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()] == [1, 2]
     (tmp_path / ".m.pt.a1b2c3d4").write_bytes(b"left by an older version")  # no .tmp suffix then
