@@ -606,7 +606,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     """`speechrnn serve` (owned by speechrnn/serve.py)."""
-    from .serve import ServeConfig
+    from .serve_protocol import ServeConfig
 
     defaults = ServeConfig()
     p = sub.add_parser(

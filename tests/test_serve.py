@@ -25,20 +25,17 @@ import soundfile as sf
 from speechrnn.audio import SAMPLE_RATE, load_audio, save_audio
 from speechrnn.errors import SpeechRNNError
 from speechrnn.listen import listen
-from speechrnn.serve import (
+from speechrnn.serve import LiveSpotter, bind, make_app, make_server
+from speechrnn.serve_client import ServerProcess, soak, stream_audio
+from speechrnn.serve_protocol import (
     CLOSE_BUSY,
     CLOSE_NORMAL,
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
     CLOSE_UNSUPPORTED,
-    LiveSpotter,
     ServeConfig,
-    bind,
-    make_app,
-    make_server,
     origin_allowed,
 )
-from speechrnn.serve_client import ServerProcess, soak, stream_audio
 
 pytest.importorskip("websockets", reason="the server's libraries: pip install -e '.[serve]'")
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
