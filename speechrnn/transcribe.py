@@ -8,13 +8,8 @@ Two paths, one result:
   the file: the CTC outputs are decoded in segments cut at pauses (`decode_stream`) and the label is kept as
   a running best. Steps, cuts and therefore words do not depend on the block size.
 
-The label is the classification head's. A clip no longer than the head's window (`config.window` steps, 1 s)
-is pooled whole. A longer one is judged window by window (the label logits pooled over the window ending at
-each step, as the spotter sees them) and gets the best window's label, preferring a command over
-`_unknown_` over `_silence_`: an hour of silence with one "yes" in it is a "yes". A command counts in a
-window only where the head is at least `COMMAND_FLOOR` sure of it (the live spotter's threshold); a window
-less sure reads as its best other label. Over hours of noise some window always leans a little to some
-word (two hours of white noise were "house" at 0.20), and that is no answer.
+The label is the classification head's: the whole clip's, or over a long file its best window's, preferring
+a command the head is sure of over `_unknown_` over `_silence_` (see `clip_label`).
 
 The text is the lexicon-constrained beam search over the CTC head (see `decoding`): by default the model's
 command words, searched among `fillers` common English words so that other speech is spelled as what it is,
@@ -45,7 +40,8 @@ from .audio import (
     resample,
 )
 from .checkpoint import load_model
-from .config import FILLER_WORDS, TRANSCRIBE_BATCH_SIZE, SpotterConfig
+from .clip_label import COMMAND_FLOOR, _clip_label, _LabelPicker
+from .config import FILLER_WORDS, TRANSCRIBE_BATCH_SIZE
 from .decoding import (
     DecodingOptions,
     Word,
@@ -58,7 +54,7 @@ from .decoding import (
 )
 from .errors import SpeechRNNError
 from .latency import FILE
-from .model import Recognizer, windowed_labels
+from .model import Recognizer
 from .recognizer import StreamingRecognizer, StreamOutput, check_audio
 from .streaming import TorchStep
 from .vocab import spellable
@@ -69,7 +65,6 @@ BLOCK_SECONDS = 10.0  # block length when streaming a long file
 STREAM_CHUNK_MS, STREAM_LOOKAHEAD_MS = FILE.chunk_ms, FILE.lookahead_ms  # latency control when streaming
 SEGMENT_SECONDS = 30.0  # longest stretch of CTC outputs decoded at once when streaming
 MIN_PAUSE_MS = 300.0  # a pause at least this long may separate two decoded segments
-COMMAND_FLOOR = SpotterConfig.threshold  # a window names a command only this sure (audio over one window)
 
 
 @dataclass(frozen=True)
@@ -175,58 +170,6 @@ def _settings(
         chunk_ms=chunk_ms,
         lookahead_ms=lookahead_ms,
     )
-
-
-# ----------------------------------------------------------------------------------------------- labels
-
-
-def _rank(label: str) -> int:
-    return 0 if label == SILENCE else 1 if label == UNKNOWN else 2
-
-
-class _LabelPicker:
-    """Running best window: the highest-probability window among those whose top label ranks highest."""
-
-    def __init__(self, labels: tuple[str, ...]):
-        self.labels = labels
-        self.ranks = torch.tensor([_rank(x) for x in labels])
-        self.best: tuple[int, float, int] | None = None  # (rank, probability, label index)
-
-    def update(self, logits: torch.Tensor, floor: float = 0.0) -> None:
-        """Args: logits `(steps, n_labels)` of windows; floor: a window less sure of its top command reads
-        as its best label that is no command."""
-        if logits.shape[0] == 0:
-            return
-        probs = logits.float().softmax(dim=-1)
-        prob, idx = probs.max(dim=-1)
-        others = self.ranks < 2
-        unsure = (self.ranks[idx] == 2) & (prob < floor)
-        if others.any() and unsure.any():
-            other_prob, other_idx = probs.masked_fill(~others, -1.0).max(dim=-1)
-            prob, idx = torch.where(unsure, other_prob, prob), torch.where(unsure, other_idx, idx)
-        key = self.ranks[idx] * 2 + prob  # rank first, then probability (< 1)
-        i = int(key.argmax())
-        cand = (int(self.ranks[idx[i]]), float(prob[i]), int(idx[i]))
-        if self.best is None or cand[:2] > self.best[:2]:
-            self.best = cand
-
-    def result(self) -> tuple[str, float]:
-        if self.best is None:
-            return (SILENCE if SILENCE in self.labels else self.labels[0]), 0.0
-        return self.labels[self.best[2]], self.best[1]
-
-
-def _clip_label(model: Recognizer, attn: torch.Tensor, logits: torch.Tensor) -> tuple[str, float]:
-    """Label of a clip from its attention scores `(steps,)` and per-step label logits `(steps, n_labels)`."""
-    picker = _LabelPicker(model.labels)
-    steps = attn.shape[0]
-    if steps == 0:  # shorter than one MFCC frame: nothing heard
-        pass
-    elif steps <= model.config.window:
-        picker.update((attn.softmax(dim=0)[:, None] * logits).sum(dim=0, keepdim=True))
-    else:
-        picker.update(windowed_labels(attn[None], logits[None], model.config.window)[0], COMMAND_FLOOR)
-    return picker.result()
 
 
 # ------------------------------------------------------------------------------------------ the work
@@ -451,6 +394,8 @@ def transcribe_files(
     progress: bool = False,
 ) -> Iterator[Transcription | FailedFile]:
     """Transcribe many files, in batches, in the order given; a file that fails does not stop the others.
+
+    Long: batching short files while long ones stream keeps the order only with the loop in one view.
 
     Args:
         paths: files and directories (walked recursively for audio files).

@@ -27,10 +27,11 @@ from hypothesis import strategies as st
 import speechrnn.config as config_module
 from speechrnn import cli
 from speechrnn.checkpoint import load_model, save_checkpoint
+from speechrnn.clip_label import COMMAND_FLOOR, _LabelPicker
 from speechrnn.decoding import Word
 from speechrnn.latency import LIVE
 from speechrnn.model import ModelConfig, Recognizer
-from speechrnn.transcribe import COMMAND_FLOOR, Transcription, _LabelPicker
+from speechrnn.transcribe import Transcription
 
 NUMBERS = ["nan", "NaN", "inf", "-inf", "-1", "0", "1", "0.5", "2", "120", "1e8", "1e308", "1" + "0" * 40,
            "", "abc", "1.5", "0x10", " 3", "9" * 400]  # fmt: skip

@@ -20,6 +20,7 @@ import speechrnn
 from speechrnn.audio import load_audio, save_audio
 from speechrnn.checkpoint import save_checkpoint
 from speechrnn.cli import main
+from speechrnn.clip_label import _clip_label, _LabelPicker
 from speechrnn.decoding import greedy_decode, step_energy
 from speechrnn.errors import SpeechRNNError
 from speechrnn.model import ModelConfig, Recognizer
@@ -27,8 +28,6 @@ from speechrnn.streaming import offline_outputs
 from speechrnn.transcribe import (
     FailedFile,
     Transcription,
-    _clip_label,
-    _LabelPicker,
     _StepEnergies,
     default_lexicon,
     expand_paths,
