@@ -15,7 +15,7 @@ from .vocab import VOCAB
 
 CELL_NAMES = ("gru", "lstm", "rnn")  # recurrent cells `model.CELLS` builds
 TASKS = ("all", "12")  # label sets: every corpus word, or the 12-class benchmark
-PRESET_NAMES = ("tiny", "small", "default")  # corpus sizes of `speechrnn synth` (see `synth.PRESETS`)
+PRESET_NAMES = ("tiny", "small", "default")  # corpus sizes of `speechrnn synth` (see `synth_plan.PRESETS`)
 SYNTH_PRESET = "default"  # the corpus `speechrnn synth` builds unless told
 SEED = 0  # where everything random starts unless told
 

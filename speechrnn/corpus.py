@@ -48,7 +48,7 @@ class WordSpan:
 
 @dataclass(frozen=True)
 class Clip:
-    """One clip of a corpus: planned by `synth.make_plan`, or found on disk by `speechcommands.scan_corpus`."""
+    """One clip of a corpus: planned by `synth_plan.make_plan`, or found on disk by `speechcommands.scan_corpus`."""
 
     rel: str  # path relative to the corpus root, as the split lists write it: `go/1a2b3c4d_nohash_0.wav`
     label: str  # its word folder, or UNKNOWN, PHRASE, SENTENCE, UTTERANCE

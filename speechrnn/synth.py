@@ -1,11 +1,11 @@
 """`speechrnn synth`: a Speech Commands corpus built offline from local speech synthesisers.
 
-The build is a plan, then work. The plan (a pure function of the settings and the seed) names every clip:
-its path, label, text and speaker. The work synthesises the missing clips in parallel, one task per speaker
-(festival runs once per task), each clip from its own random generator seeded by the build seed and the
-clip's path, so the same seed gives byte-identical WAVs whatever the worker order. Each finished clip appends
-its metadata to a part file under `_meta_/parts/`; a killed build therefore resumes where it stopped, and
-the lists and `clips.jsonl` are written at the end from the full plan.
+The build is a plan, then work. The plan (`synth_plan`, a pure function of the settings and the seed) names
+every clip: its path, label, text and speaker. The work synthesises the missing clips in parallel, one task
+per speaker (festival runs once per task), each clip from its own random generator seeded by the build seed
+and the clip's path, so the same seed gives byte-identical WAVs whatever the worker order. Each finished clip
+appends its metadata to a part file under `_meta_/parts/`; a killed build therefore resumes where it stopped,
+and the lists and `clips.jsonl` are written at the end from the full plan.
 
 The layout is the contract of `corpus` (word clips 1 s, 16 kHz mono PCM_16); the build adds
 `_meta_/voices.json` and `_meta_/build.json`.
@@ -35,51 +35,23 @@ from .corpus import (
     META_DIR,
     META_FILE,
     PHRASE,
-    PHRASES_DIR,
-    SENTENCE,
-    SENTENCES_DIR,
     TESTING_LIST,
-    UNKNOWN_DIR,
     UTTERANCE,
-    UTTERANCES_DIR,
     VALIDATION_LIST,
     Clip,
 )
 from .errors import SpeechRNNError
 from .render import render, trimmed
+from .synth_plan import PRESETS, Plan, _clip_seed, make_plan
 from .synthesizers import Synthesizer, available_engines
 from .system import usable_cores
-from .texts import sentences, unknown_words
-from .utterances import Aligner, kind_of, rate_of, utterance_texts
+from .texts import sentences
+from .utterances import Aligner, kind_of, rate_of
 from .voices import Voice, draw_speakers, held_out_bases
-from .words import KWS12_WORDS, UNKNOWN, WORDS_V2
 
-FORMAT_VERSION = 1
 UNSAYABLE = "unsayable"  # record key of a clip its voice cannot say whole (see `Synthesizer.synthesize`)
 UNSAYABLE_FILE = "unsayable.jsonl"  # in META_DIR: those clips, left out of the corpus
 TASK_CLIPS = 48  # clips per work unit (one speaker each)
-SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "testing": 0.1}  # of speakers, hence of clips
-
-
-@dataclass(frozen=True)
-class Preset:
-    """How much to build."""
-
-    words: tuple[str, ...]  # command words when --words is not given
-    per_word: int  # clips per command word
-    unknown: int  # `_unknown_` clips in all
-    phrases: int  # multi-word command phrases
-    sentences: int  # non-command sentences
-    speakers: int  # size of the speaker pool (all splits)
-    noise_seconds: float  # length of each background noise file
-    utterances: int = 0  # connected utterances said in one breath (`utterances.py`)
-
-
-PRESETS = {
-    "tiny": Preset(KWS12_WORDS, 8, 20, 10, 4, 30, 5.0, 12),
-    "small": Preset(WORDS_V2, 60, 400, 300, 40, 160, 30.0, 400),
-    "default": Preset(WORDS_V2, 550, 5000, 3000, 300, 900, 60.0, 6000),
-}
 
 
 @dataclass(frozen=True)
@@ -96,82 +68,6 @@ class CorpusSummary:
     seconds: float  # wall time of this run
     noises: list[str] = field(default_factory=list)  # background noise files
     unsayable: dict[str, int] = field(default_factory=dict)  # base voice -> planned clips it could not say
-
-
-# -------------------------------------------------------------------------------------------------- plan
-
-
-def _clip_seed(seed: int, key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{seed}/{key}".encode(), digest_size=8).digest(), "big")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Everything the build will make."""
-
-    settings: dict  # seed, preset, words, counts, engines: what makes this plan
-    speakers: dict[str, Voice]  # speaker id -> voice
-    clips: tuple[Clip, ...]  # every clip, in a fixed order
-    noises: tuple[str, ...]  # background noise names (files `<name>.wav`)
-
-
-def make_plan(
-    *,
-    words: tuple[str, ...],
-    preset: Preset,
-    per_word: int,
-    seed: int,
-    engines: list[str],
-    preset_name: str,
-) -> Plan:
-    """The plan of a build: a pure function of its arguments."""
-    rng = np.random.default_rng(_clip_seed(seed, "plan"))
-    pool: list[Voice] = []
-    for split, fraction in SPLIT_FRACTIONS.items():  # each split's own draw: a voice added to training
-        speaker_rng = np.random.default_rng(_clip_seed(seed, f"speakers/{split}"))  # leaves held-out alone
-        pool += draw_speakers(speaker_rng, max(2, round(preset.speakers * fraction)), split, engines)
-    speakers = {v.speaker_id: v for v in pool}
-    ids = list(speakers)
-    counters: Counter = Counter()
-
-    def add(folder: str, label: str, text: str) -> Clip:
-        sid = ids[int(rng.integers(len(ids)))]
-        n = counters[folder, sid]
-        counters[folder, sid] += 1
-        return Clip(f"{folder}/{sid}_nohash_{n}.wav", label, text, sid)
-
-    clips = [add(w, w, w) for w in words for _ in range(per_word)]
-    vocab = unknown_words(words)
-    clips += [add(UNKNOWN_DIR, UNKNOWN, vocab[int(rng.integers(len(vocab)))]) for _ in range(preset.unknown)]
-    for _ in range(preset.phrases):
-        k = int(rng.integers(2, 5))
-        seq: list[str] = []
-        while len(seq) < k:
-            w = words[int(rng.integers(len(words)))]
-            if not seq or w != seq[-1] or len(words) == 1:
-                seq.append(w)
-        clips.append(add(PHRASES_DIR, PHRASE, " ".join(seq)))
-    clips += [add(SENTENCES_DIR, SENTENCE, s) for s in sentences(words, preset.sentences, rng)]
-    # Their own generator, after everything else: the clips above stay as they were without utterances.
-    rng = np.random.default_rng(_clip_seed(seed, "utterances"))
-    clips += [add(UTTERANCES_DIR, UTTERANCE, t) for t in utterance_texts(words, preset.utterances, rng)]
-    settings = {
-        "format_version": FORMAT_VERSION,
-        "seed": seed,
-        "preset": preset_name,
-        "words": list(words),
-        "per_word": per_word,
-        "unknown": preset.unknown,
-        "phrases": preset.phrases,
-        "sentences": preset.sentences,
-        "speakers": len(speakers),
-        "noise_seconds": preset.noise_seconds,
-        "engines": list(engines),
-    }
-    if preset.utterances:  # absent otherwise, so that builds from before utterances keep their settings
-        settings["utterances"] = preset.utterances
-    noises = (*noise_gen.PLAIN_NOISES, "babble")
-    return Plan(settings, speakers, tuple(clips), noises)
 
 
 def _write_wav(path: Path, audio: np.ndarray) -> None:

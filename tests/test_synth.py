@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechrnn import render, synth, synthesizers, voices
+from speechrnn import render, synth, synth_plan, synthesizers, voices
 from speechrnn.errors import SpeechRNNError
 from speechrnn.words import KWS12_WORDS, WORDS_V2
 
-MICRO = synth.Preset(("yes", "no"), 2, 2, 2, 1, 12, 1.0)  # a plan of a dozen clips
+MICRO = synth_plan.Preset(("yes", "no"), 2, 2, 2, 1, 12, 1.0)  # a plan of a dozen clips
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def tiny(tmp_path_factory) -> tuple[Path, synth.CorpusSummary]:
 
 @pytest.fixture
 def micro(monkeypatch):
-    monkeypatch.setitem(synth.PRESETS, "micro", MICRO)
+    monkeypatch.setitem(synth_plan.PRESETS, "micro", MICRO)
     return "micro"
 
 

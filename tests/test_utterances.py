@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from speechrnn import synth
+from speechrnn import synth, synth_plan
 from speechrnn.audio import resample
 from speechrnn.checkpoint import default_model_path
 from speechrnn.corpus import UTTERANCE
@@ -101,7 +101,7 @@ def test_festival_words_refuse_a_voice_it_does_not_have():
 @pytest.mark.synth
 @trained
 def test_a_built_corpus_holds_utterances_with_their_kind_and_word_times(tmp_path):
-    preset = synth.PRESETS["tiny"]
+    preset = synth_plan.PRESETS["tiny"]
     out = tmp_path / "tiny"
     synth.build_corpus(out, preset="tiny", seed=4, jobs=1, progress=False)
     records = [json.loads(line) for line in (out / "_meta_" / "clips.jsonl").read_text().splitlines()]

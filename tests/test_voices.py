@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from speechrnn import synth, voices
+from speechrnn import synth_plan, voices
 from speechrnn.corpus import UTTERANCE
 
 
@@ -37,9 +37,9 @@ def test_speaker_ids_and_splits():
     assert not set(held["testing"]) & set(held["validation"])
 
 
-def _yes_no_plan() -> synth.Plan:
-    return synth.make_plan(
-        words=("yes", "no"), preset=synth.PRESETS["small"], per_word=40, seed=3,
+def _yes_no_plan() -> synth_plan.Plan:
+    return synth_plan.make_plan(
+        words=("yes", "no"), preset=synth_plan.PRESETS["small"], per_word=40, seed=3,
         engines=list(voices.ENGINES), preset_name="small",
     )  # fmt: skip
 
@@ -78,8 +78,8 @@ DEFAULT_TEST_UTTERANCES_SHA256 = "2f330b4dca8c5883cb3ed3dfc9affddc29d8701b412159
 
 
 def test_the_default_test_split_is_pinned():
-    preset = synth.PRESETS["default"]
-    plan = synth.make_plan(
+    preset = synth_plan.PRESETS["default"]
+    plan = synth_plan.make_plan(
         words=preset.words, preset=preset, per_word=preset.per_word, seed=0, engines=list(voices.ENGINES),
         preset_name="default",
     )  # fmt: skip
