@@ -5,6 +5,8 @@ too), Pico, flite and RHVoice as one short subprocess per text, festival as one 
 start-up dominates), and Piper in-process with the noise of its two sampling steps supplied by the caller,
 so that output is reproducible. The voices of other languages get their phones from `phonology`, after a
 probe of which phones each can say.
+Over 500 lines, one concept: the engine checks, the phone probes and `Synthesizer` share `_run`, and what is
+installed depends on the probes, so any split would import back and forth.
 """
 
 from __future__ import annotations
