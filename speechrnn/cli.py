@@ -30,6 +30,7 @@ from .cli_checks import (
     _Parser,
 )
 from .config import (
+    COMMAND_FLOOR,
     DECIDE,
     DECISIONS,
     EVAL_BATCH_SIZE,
@@ -313,7 +314,7 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
         "(missing, not audio, truncated) is reported and the others still run; the exit status is then 1.\n"
         "\n"
         "The label of audio longer than one second is the best one-second window's; a command word counts\n"
-        f"only where a window is at least {SpotterConfig.threshold:g} sure of it (the live spotter's threshold),\n"
+        f"only where a window is at least {COMMAND_FLOOR:g} sure of it,\n"
         "else the label is _unknown_ or _silence_: over hours of noise some window always leans a little\n"
         "to some word.",
         epilog="examples:\n"

@@ -4,7 +4,7 @@ A clip no longer than the head's window (`config.window` steps, 1 s) is pooled w
 window by window (the label logits pooled over the window ending at each step, as the spotter sees them) and
 gets the best window's label, preferring a command over `_unknown_` over `_silence_`: an hour of silence with
 one "yes" in it is a "yes". A command counts in a window only where the head is at least `COMMAND_FLOOR` sure
-of it (the live spotter's threshold); a window less sure reads as its best other label. Over hours of noise
+of it; a window less sure reads as its best other label. Over hours of noise
 some window always leans a little to some word (two hours of white noise were "house" at 0.20), and that is no
 answer.
 """
@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from .config import SpotterConfig
+from .config import COMMAND_FLOOR
 from .model import Recognizer, windowed_labels
 from .words import SILENCE, UNKNOWN
-
-COMMAND_FLOOR = SpotterConfig.threshold  # a window names a command only this sure (audio over one window)
 
 
 def _rank(label: str) -> int:
