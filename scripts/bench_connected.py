@@ -59,8 +59,7 @@ from speechrnn.config import FILLER_WORDS
 from speechrnn.corpus import UTTERANCE
 from speechrnn.decoding import UNK_WORD, DecodingOptions
 from speechrnn.latency import LIVE
-from speechrnn.live import DECIDE, DECISIONS, RESET_AFTER_SILENCE_MS, KeywordListener
-from speechrnn.recognizer import StreamingRecognizer
+from speechrnn.live import DECIDE, DECISIONS, KeywordListener
 from speechrnn.streaming import TorchStep
 from speechrnn.transcribe import transcribe
 from speechrnn.utterances import DIGITS, HOMOPHONES, command_tokens
@@ -172,9 +171,7 @@ def run_listen(
     audio, words = bench_streaming.build_stream(data, records, noise, rng, snr_db, (0.4, 1.2))
     step = TorchStep(model, LIVE.chunk_ms, LIVE.lookahead_ms)
     start = time.perf_counter()
-    rec = StreamingRecognizer(step, reset_after_silence_ms=RESET_AFTER_SILENCE_MS)
-    block = SAMPLE_RATE // 10
-    outputs = [rec.accept(audio[i : i + block]) for i in range(0, audio.size, block)] + [rec.flush()]
+    outputs = bench_streaming.step_outputs(step, audio)
     compute = time.perf_counter() - start
     detections = {}
     for decide in decisions:

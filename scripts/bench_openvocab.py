@@ -33,8 +33,7 @@ from speechrnn.checkpoint import load_model
 from speechrnn.corpus import SENTENCE
 from speechrnn.kws import KeywordConfig
 from speechrnn.latency import LIVE
-from speechrnn.live import RESET_AFTER_SILENCE_MS, KeywordListener
-from speechrnn.recognizer import StreamingRecognizer
+from speechrnn.live import KeywordListener
 from speechrnn.render import trimmed
 from speechrnn.streaming import TorchStep
 from speechrnn.synthesizers import Synthesizer, available_engines
@@ -81,12 +80,6 @@ def stream(clips: list[np.ndarray], bed: np.ndarray, rng: np.random.Generator, s
     offset = int(rng.integers(0, bed.size))
     audio += np.resize(np.roll(bed, -offset), total).astype(np.float32) * level * 10 ** (-snr_db / 20)
     return audio, spans
-
-
-def outputs_of(step, audio: np.ndarray) -> list:
-    rec = StreamingRecognizer(step, reset_after_silence_ms=RESET_AFTER_SILENCE_MS)
-    block = SAMPLE_RATE // 10
-    return [rec.accept(audio[i : i + block]) for i in range(0, audio.size, block)] + [rec.flush()]
 
 
 def detections(step, outputs: list, threshold: float) -> list:
@@ -149,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         args.data, prose, bench_streaming.noise_bed(args.data, records), rng, args.snr_db, (0.4, 1.2)
     )
     start = time.perf_counter()
-    outs, fa_outs = outputs_of(step, audio), outputs_of(step, fa_audio)
+    outs, fa_outs = bench_streaming.step_outputs(step, audio), bench_streaming.step_outputs(step, fa_audio)
     hours = fa_audio.size / SAMPLE_RATE / 3600
     rows = {}
     for t in THRESHOLDS:

@@ -267,13 +267,15 @@ def stream_outputs(
     model: Recognizer, audio: np.ndarray, chunk_ms: float, lookahead_ms: float
 ) -> list[StreamOutput]:
     """The live recogniser's outputs for a stream fed in 100 ms blocks (only what the spotter needs)."""
-    rec = StreamingRecognizer(TorchStep(model, chunk_ms, lookahead_ms), RESET_AFTER_SILENCE_MS)
+    return [_slim(out) for out in step_outputs(TorchStep(model, chunk_ms, lookahead_ms), audio)]
+
+
+def step_outputs(step, audio: np.ndarray) -> list[StreamOutput]:
+    """Every output of the live recogniser over `step` (with listen's pause reset) for a stream fed in
+    `BLOCK_MS` blocks, as a microphone delivers it."""
+    rec = StreamingRecognizer(step, RESET_AFTER_SILENCE_MS)
     block = SAMPLE_RATE * BLOCK_MS // 1000
-    outs = []
-    for pos in range(0, audio.size, block):
-        outs.append(_slim(rec.accept(audio[pos : pos + block])))
-    outs.append(_slim(rec.flush()))
-    return outs
+    return [rec.accept(audio[pos : pos + block]) for pos in range(0, audio.size, block)] + [rec.flush()]
 
 
 def _slim(out: StreamOutput) -> StreamOutput:
