@@ -42,7 +42,7 @@ from .corpus import (
 )
 from .errors import SpeechRNNError
 from .render import render, trimmed
-from .synth_plan import PRESETS, Plan, _clip_seed, make_plan
+from .synth_plan import GROWTH, PRESETS, Plan, _clip_seed, make_plan
 from .synthesizers import Synthesizer, available_engines
 from .system import usable_cores
 from .texts import sentences
@@ -284,17 +284,25 @@ def _prepare(root: Path, plan: Plan) -> None:
     if plan_file.exists():
         previous = json.loads(plan_file.read_text())
         old_digest = previous.pop("plan_digest", digest)
-        if previous != plan.settings or old_digest != digest:
+        if not _same_or_grown(previous, old_digest, plan, planned):
             raise SpeechRNNError(
                 f"{root} holds a build with other settings or another plan ({previous}); expected "
                 f"{plan.settings}. Use a new --out directory or delete this one."
             )
-    else:
-        _write_text(plan_file, json.dumps({**plan.settings, "plan_digest": digest}, indent=1))
+    _write_text(plan_file, json.dumps({**plan.settings, "plan_digest": digest}, indent=1))
     for folder in {c.rel.split("/")[0] for c in plan.clips} | {BACKGROUND_DIR}:
         (root / folder).mkdir(exist_ok=True)
         for stale in (root / folder).glob(".*.part"):
             stale.unlink()
+
+
+def _same_or_grown(previous: dict, old_digest: str, plan: Plan, planned: list) -> bool:
+    """Whether the build recorded as `previous` is `plan`, or `plan` less the clips a `GROWTH` setting adds."""
+    added = [k for k in plan.settings if k not in previous]
+    if any(k not in GROWTH for k in added) or previous != {k: plan.settings[k] for k in previous}:
+        return False
+    kept = len(planned) - sum(plan.settings[k] for k in added)  # growth comes at the end of the plan
+    return hashlib.blake2b(json.dumps(planned[:kept]).encode()).hexdigest() == old_digest
 
 
 def _tasks(root: Path, plan: Plan, todo: list[Clip]) -> list[_Task]:

@@ -25,11 +25,13 @@ from .corpus import (
     Clip,
 )
 from .texts import sentences, unknown_words
-from .utterances import utterance_texts
+from .utterances import prose_texts, utterance_texts
 from .voices import Voice, draw_speakers
 from .words import KWS12_WORDS, UNKNOWN, WORDS_V2
 
 FORMAT_VERSION = 1
+# Settings that add clips at the end of the plan: a build made without them is extended, not refused.
+GROWTH = ("prose",)
 
 
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "testing": 0.1}  # of speakers, hence of clips
@@ -47,12 +49,13 @@ class Preset:
     speakers: int  # size of the speaker pool (all splits)
     noise_seconds: float  # length of each background noise file
     utterances: int = 0  # connected utterances said in one breath (`utterances.py`)
+    prose: int = 0  # more utterances of random common words, said by training voices only
 
 
 PRESETS = {
-    "tiny": Preset(KWS12_WORDS, 8, 20, 10, 4, 30, 5.0, 12),
-    "small": Preset(WORDS_V2, 60, 400, 300, 40, 160, 30.0, 400),
-    "default": Preset(WORDS_V2, 550, 5000, 3000, 300, 900, 60.0, 6000),
+    "tiny": Preset(KWS12_WORDS, 8, 20, 10, 4, 30, 5.0, 12, 4),
+    "small": Preset(WORDS_V2, 60, 400, 300, 40, 160, 30.0, 400, 200),
+    "default": Preset(WORDS_V2, 550, 5000, 3000, 300, 900, 60.0, 6000, 4000),
 }
 
 
@@ -89,8 +92,8 @@ def make_plan(
     ids = list(speakers)
     counters: Counter = Counter()
 
-    def add(folder: str, label: str, text: str) -> Clip:
-        sid = ids[int(rng.integers(len(ids)))]
+    def add(folder: str, label: str, text: str, among: list[str] = ids) -> Clip:
+        sid = among[int(rng.integers(len(among)))]
         n = counters[folder, sid]
         counters[folder, sid] += 1
         return Clip(f"{folder}/{sid}_nohash_{n}.wav", label, text, sid)
@@ -110,6 +113,10 @@ def make_plan(
     # Their own generator, after everything else: the clips above stay as they were without utterances.
     rng = np.random.default_rng(_clip_seed(seed, "utterances"))
     clips += [add(UTTERANCES_DIR, UTTERANCE, t) for t in utterance_texts(words, preset.utterances, rng)]
+    # Training material only: validation and test keep the connected material they were scored on.
+    rng = np.random.default_rng(_clip_seed(seed, "prose"))
+    train_ids = [sid for sid in ids if speakers[sid].split == "train"]
+    clips += [add(UTTERANCES_DIR, UTTERANCE, t, train_ids) for t in prose_texts(words, preset.prose, rng)]
     settings = {
         "format_version": FORMAT_VERSION,
         "seed": seed,
@@ -125,5 +132,7 @@ def make_plan(
     }
     if preset.utterances:  # absent otherwise, so that builds from before utterances keep their settings
         settings["utterances"] = preset.utterances
+    if preset.prose:
+        settings["prose"] = preset.prose  # a key of `GROWTH`: a build from before it grows by these clips
     noises = (*noise_gen.PLAIN_NOISES, "babble")
     return Plan(settings, speakers, tuple(clips), noises)

@@ -125,6 +125,19 @@ def utterance_texts(words: tuple[str, ...], count: int, rng: np.random.Generator
     return out
 
 
+def prose_texts(words: tuple[str, ...], count: int, rng: np.random.Generator) -> list[str]:
+    """`count` runs of 3-12 random words among `transcribe`'s filler words, none a command word or homophone.
+
+    Training material on top of `utterance_texts`' prose: the model learns to spell the words the beam
+    search weighs against the commands, and that ordinary speech holds no command word.
+    """
+    from .decoding import filler_words
+
+    pool = [w for w in filler_words() if w not in HOMOPHONES and not _has_command(w, words)] if count else []
+    return [" ".join(pool[int(i)] for i in rng.integers(len(pool), size=int(rng.integers(3, 13))))
+            for _ in range(count)]  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------ alignment
 
 

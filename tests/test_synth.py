@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -197,6 +198,24 @@ def test_same_seed_same_bytes_and_resume(tmp_path, micro):
 
     with pytest.raises(SpeechRNNError, match="other settings"):
         synth.build_corpus(tmp_path / "a", preset=micro, seed=5, jobs=1, progress=False)
+
+
+@pytest.mark.synth
+def test_a_build_grows_by_training_prose_and_keeps_what_it_had(tmp_path, micro, monkeypatch):
+    root = tmp_path / "g"
+    synth.build_corpus(root, preset=micro, seed=3, jobs=1, progress=False)
+    before = _bytes(root)
+    monkeypatch.setitem(synth_plan.PRESETS, micro, dataclasses.replace(MICRO, prose=2))
+    grown = synth.build_corpus(root, preset=micro, seed=3, jobs=1, progress=False)
+    assert grown.synthesized == 2 and {k: v for k, v in _bytes(root).items() if k in before} == before
+    speakers = json.loads((root / "_meta_" / "voices.json").read_text())
+    prose = [r for r in _records(root) if r["label"] == "_utterance_"]
+    assert len(prose) == 2 and all(speakers[r["speaker"]]["split"] == "train" and r["words"] for r in prose)
+    assert grown.clips == synth.build_corpus(tmp_path / "fresh", preset=micro, seed=3, jobs=1,
+                                             progress=False).clips  # fmt: skip
+    monkeypatch.setitem(synth_plan.PRESETS, micro, dataclasses.replace(MICRO, prose=3))
+    with pytest.raises(SpeechRNNError, match="other settings"):  # a grown build changes no further
+        synth.build_corpus(root, preset=micro, seed=3, jobs=1, progress=False)
 
 
 @pytest.mark.synth

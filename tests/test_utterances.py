@@ -11,6 +11,7 @@ from speechrnn import synth, synth_plan
 from speechrnn.audio import resample
 from speechrnn.checkpoint import default_model_path
 from speechrnn.corpus import UTTERANCE
+from speechrnn.decoding import filler_words
 from speechrnn.synthesizers import festival_words
 from speechrnn.utterances import (
     ALIGN_LAG_S,
@@ -21,6 +22,7 @@ from speechrnn.utterances import (
     Aligner,
     command_tokens,
     kind_of,
+    prose_texts,
     rate_of,
     utterance_texts,
     word_bounds,
@@ -41,6 +43,16 @@ def test_every_kind_is_drawn_and_prose_holds_no_command_word():
     assert all(2 <= len(t.split()) <= 7 and set(t.split()) <= set(DIGITS) for t in kinds["digits"])
     assert all(command_tokens(t, WORDS_V2) for t in kinds["carrier"] + kinds["commands"])
     assert len(set(kinds["prose"])) > 0.5 * len(kinds["prose"])  # ordinary words, not a few sentences
+
+
+def test_training_prose_spells_filler_words_and_no_command_word():
+    texts = prose_texts(WORDS_V2, 200, np.random.default_rng(5))
+    assert texts == prose_texts(WORDS_V2, 200, np.random.default_rng(5))
+    fillers = set(filler_words())
+    for text in texts:
+        assert 3 <= len(text.split()) <= 12 and set(text.split()) <= fillers, text
+        assert kind_of(text, WORDS_V2) == "prose" and not command_tokens(text, WORDS_V2), text
+    assert len({w for t in texts for w in t.split()}) > 1000  # the breadth of English, not a few words
 
 
 def test_speaking_rates_are_fixed_by_the_path_and_all_used():
