@@ -25,7 +25,9 @@ Scored per system:
 - real-time factor: processing seconds per second of audio, each system in this process.
 
 Writes `docs/bench_connected.json` (or `--json-out`) and the `connected` section of docs/BENCHMARKS.md (only
-for the test split, unless `--no-report`).
+for the test split, unless `--no-report`). Given several `--threshold`s, `listen`'s DET curve (command words
+missed against false alarms an hour of prose, a point per threshold and a curve per `--decide`) goes to
+`docs/det_connected.png` (`_validation` for that split; beside `--json-out` when that is given).
 
 Usage:
     .venv/bin/python scripts/bench_connected.py --data data/synth-default --split validation --systems speechrnn
@@ -52,6 +54,7 @@ import numpy as np
 import soundfile as sf
 import torch
 from bench_transcribe import write_section
+from det_plot import det_plot
 
 from speechrnn.audio import SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import default_model_path, load_model
@@ -320,9 +323,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_connected: {name} on {len(clips)} utterances ({audio_s:.0f} s)", file=sys.stderr)
         if name == "speechrnn":
             for n in args.fillers:
+                # One search per filler list: a min word score only names fewer of the words it found.
+                found, seconds = run_speechrnn(model, clips, n, 0.0)
                 for score in args.min_word_score:
-                    words, seconds = run_speechrnn(model, clips, n, score)
-                    heard = [[w.word for w in ws if w.word != UNK_WORD] for ws in words]
+                    words = [[w for w in ws if w.word != UNK_WORD and w.score >= score] for ws in found]
+                    heard = [[w.word for w in ws] for ws in words]
                     settings = [f"fillers {n}"] if len(args.fillers) > 1 else []
                     settings += [f"min word score {score:g}"] if len(args.min_word_score) > 1 else []
                     key = "speechrnn transcribe" + (f" ({', '.join(settings)})" if settings else "")
@@ -369,6 +374,14 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, torch threads 1",
         "systems": systems,
     }
+    suffix = "" if args.split == "test" else f"_{args.split}"
+    if len([t for t in args.threshold if t is not None]) > 1:
+        det = (
+            args.json_out.with_suffix(".det.png")
+            if args.json_out
+            else ROOT / "docs" / f"det_connected{suffix}.png"
+        )
+        draw(systems, args.decide, det, args.split)
     out = (
         args.json_out
         or ROOT / "docs" / f"bench_connected{'' if args.split == 'test' else '_' + args.split}.json"
@@ -378,6 +391,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.split == "test" and not args.no_report:
         write_section(ROOT / "docs" / "BENCHMARKS.md", markdown(result), MARKS)
     return 0
+
+
+def draw(systems: dict, decisions: list[str], path: Path, split: str) -> None:
+    """`listen`'s DET curve per decision rule: command words missed against false alarms an hour of prose."""
+    curves = {}
+    for decide in decisions:
+        rows = [(k.rsplit(" ", 1)[-1].rstrip(")"), s) for k, s in systems.items()
+                if k.startswith(f"speechrnn listen ({decide}, threshold")]  # fmt: skip
+        curves[decide] = [(s["false_alarms_per_5min"] * 12, 100 - s["recall_pct"], t) for t, s in rows]
+    det_plot(curves, path, f"listen on connected speech, {split} voices (threshold at each point)",
+             "false alarms per hour (prose of held-out voices)")  # fmt: skip
 
 
 def _detections_per_utterance(records: list[dict], truth: list[dict], detections: list) -> list[list[str]]:

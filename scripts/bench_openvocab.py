@@ -27,6 +27,7 @@ from pathlib import Path
 import bench_streaming
 import numpy as np
 from bench_transcribe import write_section
+from det_plot import det_plot
 
 from speechrnn.audio import SAMPLE_RATE
 from speechrnn.checkpoint import load_model
@@ -94,26 +95,13 @@ def recall(found: list, spans: list, words: list[str]) -> float:
     return 100 * hit / max(len(words), 1)
 
 
-def det_plot(rows: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    fa = [r["false_alarms_per_hour"] for r in rows.values()]
-    for key, name in (("recall_alone_pct", "said alone"), ("recall_in_sentences_pct", "inside sentences")):
-        ax.plot(fa, [100 - r[key] for r in rows.values()], marker="o", label=name)
-    for t, r in rows.items():
-        ax.annotate(t, (r["false_alarms_per_hour"], 100 - r["recall_in_sentences_pct"]), fontsize=7)
-    ax.set_xscale("symlog", linthresh=10)
-    ax.set_xlabel("false alarms per hour (prose of held-out voices)")
-    ax.set_ylabel("miss rate %")
-    ax.set_title("Spelled keywords never trained as commands (threshold at each point)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+def draw(rows: dict, path: Path) -> None:
+    curves = {
+        name: [(r["false_alarms_per_hour"], 100 - r[key], t) for t, r in rows.items()]
+        for key, name in (("recall_alone_pct", "said alone"), ("recall_in_sentences_pct", "inside sentences"))
+    }
+    det_plot(curves, path, "Spelled keywords never trained as commands (threshold at each point)",
+             "false alarms per hour (prose of held-out voices)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     suffix = "" if args.split == "test" else "_" + args.split
     out = args.json_out or ROOT / "docs" / f"bench_openvocab{suffix}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
-    det_plot(rows, ROOT / "docs" / f"det_openvocab{suffix}.png")
+    draw(rows, ROOT / "docs" / f"det_openvocab{suffix}.png")
     lines = [
         MARKS[0],
         "## Open vocabulary (spelled keywords, held-out voices)",

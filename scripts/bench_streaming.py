@@ -292,8 +292,13 @@ def _slim(out: StreamOutput) -> StreamOutput:
     )
 
 
-def detect(outputs: list[StreamOutput], labels: tuple[str, ...], config: SpotterConfig) -> list:
-    spotter = KeywordSpotter(labels, outputs[0].step_seconds, config)
+def detect(
+    outputs: list[StreamOutput],
+    labels: tuple[str, ...],
+    config: SpotterConfig,
+    thresholds: dict | None = None,
+) -> list:
+    spotter = KeywordSpotter(labels, outputs[0].step_seconds, config, thresholds)
     return [d for out in outputs for d in spotter.update(out)]
 
 
@@ -400,7 +405,8 @@ def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) ->
     outputs = stream_outputs(model, audio, args.chunk_ms, args.lookahead_ms)
     base = SpotterConfig()
     chosen = SpotterConfig(threshold=args.threshold if args.threshold is not None else base.threshold)
-    result = score(detect(outputs, model.labels, chosen), words, keywords, args.tolerance_ms / 1000)
+    table = model.thresholds.get("label", {}) if args.threshold is None else {}  # as `listen` decides
+    result = score(detect(outputs, model.labels, chosen, table), words, keywords, args.tolerance_ms / 1000)
     sweep = {}
     for t in SWEEP:
         detections = detect(outputs, model.labels, SpotterConfig(threshold=t))
@@ -413,7 +419,7 @@ def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) ->
         fa_audio, _ = build_stream(data, fa_clips, noise, rng, args.snr_db, (0.3, 1.0))
         fa_out = stream_outputs(model, fa_audio, args.chunk_ms, args.lookahead_ms)
         hours = fa_audio.size / SAMPLE_RATE / 3600
-        n = len(detect(fa_out, model.labels, chosen))
+        n = len(detect(fa_out, model.labels, chosen, table))
         fa = {
             "seconds": round(fa_audio.size / SAMPLE_RATE, 1),
             "false_alarms": n,
@@ -436,7 +442,8 @@ def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) ->
         "lookahead_ms": args.lookahead_ms,
         "spotter": {
             k: getattr(chosen, k) for k in ("threshold", "smooth_ms", "min_ms", "refractory_ms", "onset_ms")
-        },
+        }
+        | ({"per_keyword_thresholds": table} if table else {}),
         **result,
         "non_command": fa,
         "threshold_sweep": sweep,
@@ -482,7 +489,7 @@ def markdown(results: dict) -> str:
         f"Accuracy stream: {a['stream_seconds']:g} s from the {a.get('split', 'test')} split of "
         f"`{a['data']}` ({clips['words']} words, {clips['phrases']} phrases, {clips['unknown']} unknown "
         f"words: {a['words']} command words spoken), noise at {a['snr_db']:g} dB SNR, match tolerance {a['tolerance_ms']:g} ms after the word "
-        f"end; chunk {a['chunk_ms']:g} ms + look-ahead {a['lookahead_ms']:g} ms; spotter {a['spotter']}.",
+        f"end; chunk {a['chunk_ms']:g} ms + look-ahead {a['lookahead_ms']:g} ms; spotter {_spotter_text(a['spotter'])}.",
         "",
         *_tally_line("Correct by the noise under the word", a.get("correct_by_noise")),
         *_tally_line("Correct by voice", a.get("correct_by_voice")),
@@ -495,6 +502,14 @@ def markdown(results: dict) -> str:
             f"| {r['false_alarms_per_hour']} | {r['latency_median_ms']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _spotter_text(spotter: dict) -> str:
+    table = spotter.get("per_keyword_thresholds")
+    plain = {k: v for k, v in spotter.items() if k != "per_keyword_thresholds"}
+    if not table:
+        return str(plain)
+    return f"{plain}, per-keyword thresholds from the model ({min(table.values()):g}-{max(table.values()):g})"
 
 
 def _tally_line(title: str, counts: dict[str, list[int]] | None) -> list[str]:

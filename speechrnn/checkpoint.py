@@ -49,6 +49,8 @@ def save_checkpoint(
         "vocab": list(VOCAB),
         "model": state,
     }
+    if model.thresholds:
+        ckpt["thresholds"] = model.thresholds
     if train is not None:
         ckpt["train"] = train
     if info is not None:
@@ -146,11 +148,31 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> Recognizer:
             FeatureConfig(**ckpt["feature_config"]),
         )
         model.load_state_dict(ckpt["model"])
+        model.thresholds = check_thresholds(ckpt.get("thresholds", {}), model.labels, source)
     except (KeyError, TypeError, ValueError, RuntimeError, SpeechRNNError) as err:
         reason = " ".join(str(err).split())  # load_state_dict's report spans lines
         reason = reason if len(reason) <= 300 else reason[:300] + " ..."
         raise SpeechRNNError(f"{source}: checkpoint does not describe a valid model ({reason})") from None
     return model.eval()
+
+
+def check_thresholds(table: dict, labels: tuple[str, ...], source: str) -> dict[str, dict[str, float]]:
+    """A model's per-keyword threshold table, checked: `{"label"|"ctc": {keyword: threshold in (0, 1]}}`, the
+    label head's keywords among its labels."""
+    if not isinstance(table, dict) or not set(table) <= {"label", "ctc"}:
+        raise SpeechRNNError(
+            f"{source}: thresholds must map 'label' and 'ctc' to tables, got {table!r}"[:300]
+        )
+    out = {}
+    for decision, words in table.items():
+        ok = isinstance(words, dict) and all(
+            isinstance(t, int | float) and 0 < t <= 1 and (decision == "ctc" or w in labels)
+            for w, t in words.items()
+        )
+        if not ok:
+            raise SpeechRNNError(f"{source}: bad {decision!r} thresholds {words!r}"[:300])
+        out[decision] = {str(w): float(t) for w, t in words.items()}
+    return out
 
 
 def load_model(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Recognizer:
@@ -195,4 +217,5 @@ def average_checkpoints(paths: Sequence[str | os.PathLike]) -> Recognizer:
     state = dict(first["model"])
     state.update({k: (v / len(paths)).to(first["model"][k].dtype) for k, v in total.items()})
     model.load_state_dict(state)
+    model.thresholds = {}  # calibrated for other weights
     return model.eval()

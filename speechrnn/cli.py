@@ -458,8 +458,9 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         type=_PROBABILITY,
         default=None,
         metavar="P",
-        help="smoothed probability (0-1) a keyword must reach: higher gives fewer false alarms and more "
-        f"misses (default: {SpotterConfig.threshold:g})",
+        help="smoothed probability (0-1) every keyword must reach: higher gives fewer false alarms and more "
+        "misses (default: the model's per-keyword thresholds, calibrated on validation, where it has them; "
+        f"else {SpotterConfig.threshold:g})",
     )
     p.add_argument(
         "--chunk-ms",

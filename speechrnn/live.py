@@ -92,12 +92,14 @@ class KeywordListener:
         step: the backend (`open_step`); one step serves any number of listeners.
         keywords: the keywords to spot: trained command words, or any word or short phrase spelled a-z
             (the CTC path's). None: every command word the model was trained on.
-        threshold: the score a keyword must reach (None: the decision's default).
+        threshold: the score every keyword must reach (None: the model's per-keyword table where it has
+            one for the decision, else the decision's default).
         reset_after_silence_ms: forget the recurrent state after this long a pause (see
             `StreamingRecognizer`); None never resets.
         config: the spotter's other settings (`keywords` and `threshold` override its fields).
         decide: how a trained command word is decided, one of `DECISIONS`.
-        ctc_config: the CTC path's settings; `thresholds` per keyword override its threshold.
+        ctc_config: the CTC path's settings.
+        thresholds: per keyword, overriding the model's table and `threshold`.
 
     Raises:
         SpeechRNNError: a keyword that cannot be spelled; out-of-range settings.
@@ -129,14 +131,20 @@ class KeywordListener:
         if threshold is not None:
             config = dataclasses.replace(config, threshold=threshold)
         self.decide = decide
-        self.spotter = KeywordSpotter(labels, self.recognizer.step_seconds, config)
+        table = {} if threshold is not None else getattr(step, "thresholds", {})  # calibrated per keyword
+        self.spotter = KeywordSpotter(
+            labels, self.recognizer.step_seconds, config, {**table.get("label", {}), **(thresholds or {})}
+        )
         ctc_words = spelled + ([] if decide == "label" else label_words)
         ctc_config = ctc_config or KeywordConfig()
         if threshold is not None and decide == "ctc":
             ctc_config = dataclasses.replace(ctc_config, threshold=threshold)
         self.ctc = None
         if ctc_words:
-            self.ctc = CTCKeywordSpotter(ctc_words, self.recognizer.step_seconds, ctc_config, thresholds)
+            ctc_table = {k: t for k, t in table.get("ctc", {}).items() if k in ctc_words}
+            self.ctc = CTCKeywordSpotter(
+                ctc_words, self.recognizer.step_seconds, ctc_config, {**ctc_table, **(thresholds or {})}
+            )
         self._label_index = {x: i for i, x in enumerate(labels)}
         self._recent: list[tuple[float, np.ndarray]] = []  # (ready time, smoothed label probabilities)
         self._last: dict[str, float] = {}  # keyword -> time of its last event

@@ -262,6 +262,8 @@ class Recognizer(nn.Module):
                 f"features give {features.n_mfcc} coefficients, the model expects {config.n_input}"
             )
         self.config, self.labels, self.features = config, labels, features
+        # Per-keyword thresholds calibrated for these weights: {"label"|"ctc": {keyword: threshold}}
+        self.thresholds: dict[str, dict[str, float]] = {}
         self.mfcc = MFCC(features)
         self.register_buffer("feat_mean", torch.zeros(config.n_input))
         self.register_buffer("feat_std", torch.ones(config.n_input))

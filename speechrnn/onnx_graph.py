@@ -438,6 +438,7 @@ def metadata(model: Recognizer, shape: StepShape, source: str = "", quantized: b
         "model_config": model.config.to_dict(),
         "labels": list(model.labels),
         "vocab": list(VOCAB),
+        "thresholds": model.thresholds,
         "step": asdict(shape),
         "chunk_ms": shape.chunk * ms,
         "lookahead_ms": shape.lookahead * ms,

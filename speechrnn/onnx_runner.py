@@ -96,6 +96,7 @@ class OnnxStep:
         self.shape = StepShape(**meta["step"])
         self.features = FeatureConfig(**meta["feature_config"])
         self.labels, self.vocab = tuple(meta["labels"]), tuple(meta["vocab"])
+        self.thresholds = meta.get("thresholds", {})  # the model's per-keyword table (`check_thresholds`)
         self.window = int(meta["window"])
         self.quantized = bool(meta.get("quantized"))
         self._state_shape = tuple(meta["state_shape"])

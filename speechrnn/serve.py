@@ -93,7 +93,7 @@ class LiveSpotter:
     Args:
         step: what `load` returned, shared by every stream (a step holds no stream state).
         keywords: labels that may fire (None: every keyword; an empty list: none).
-        threshold: the spotter's threshold (None: `SpotterConfig`'s default).
+        threshold: every keyword's threshold (None: the model's per-keyword table, else `SpotterConfig`'s).
 
     Raises:
         SpeechRNNError: a keyword that is not one of the model's, or a threshold out of range.
@@ -103,6 +103,7 @@ class LiveSpotter:
 
     def __init__(self, step, keywords: list[str] | None = None, threshold: float | None = None):
         self._listener = KeywordListener(step)
+        self._table = getattr(step, "thresholds", {}).get("label", {})  # the model's, calibrated per keyword
         self.labels = self._listener.recognizer.labels
         self.configure(keywords, threshold)
         LiveSpotter._open.add(self)
@@ -128,7 +129,8 @@ class LiveSpotter:
         if threshold is not None:
             config = dataclasses.replace(config, threshold=threshold)
         step_seconds = self._listener.recognizer.step_seconds
-        self._listener.spotter = TakeoverSpotter(self.labels, step_seconds, config)
+        table = self._table if threshold is None else {}
+        self._listener.spotter = TakeoverSpotter(self.labels, step_seconds, config, table)
 
     def feed(self, audio: np.ndarray) -> LiveUpdate:
         """Run `(samples,)` float32 16 kHz audio through the stream."""

@@ -50,14 +50,23 @@ class KeywordSpotter:
         labels: the model's label names, in head order.
         step_seconds: seconds per encoder step.
         config: thresholds and times.
+        thresholds: per-keyword thresholds overriding `config.threshold`.
 
     Raises:
         SpeechRNNError: a keyword that is not among the labels, or that cannot fire; out-of-range settings.
     """
 
-    def __init__(self, labels: tuple[str, ...], step_seconds: float, config: SpotterConfig = SpotterConfig()):
-        if not 0.0 <= config.threshold <= 1.0:
-            raise SpeechRNNError(f"threshold must be a probability in [0, 1], got {config.threshold:g}")
+    def __init__(
+        self,
+        labels: tuple[str, ...],
+        step_seconds: float,
+        config: SpotterConfig = SpotterConfig(),
+        thresholds: dict[str, float] | None = None,
+    ):
+        for name, t in [("threshold", config.threshold), *(thresholds or {}).items()]:
+            if not 0.0 <= t <= 1.0:
+                raise SpeechRNNError(f"threshold of {name} must be a probability in [0, 1], got {t:g}")
+        self.thresholds = np.array([float((thresholds or {}).get(x, config.threshold)) for x in labels])
         for name in ("smooth_ms", "min_ms", "refractory_ms"):
             if not getattr(config, name) >= 0:
                 raise SpeechRNNError(f"{name} must be >= 0 ms, got {getattr(config, name):g}")
@@ -108,7 +117,7 @@ class KeywordSpotter:
             )
         smoothed = self.scores = self._smooth(out.label_probs())
         score, top = smoothed.max(axis=-1), smoothed.argmax(axis=-1)
-        supports = (score >= self.config.threshold) & self._fires[top]
+        supports = (score >= self.thresholds[top]) & self._fires[top]
         events = []
         for i, (label, ok, p) in enumerate(zip(top.tolist(), supports.tolist(), score.tolist(), strict=True)):
             step = out.start + i

@@ -93,6 +93,7 @@ class Step(Protocol):
     shape: StepShape
     features: FeatureConfig  # the MFCC settings (the sample rate, hop and frame span fix the timing)
     labels: tuple[str, ...]  # the label head's classes, in order
+    thresholds: dict[str, dict[str, float]]  # per-keyword thresholds, {"label"|"ctc": {keyword: threshold}}
     vocab: tuple[str, ...]  # the CTC head's symbols, blank first
     window: int  # encoder steps the label head pools over when streaming
 

@@ -70,6 +70,7 @@ class TorchStep:
         lookahead = lookahead if model.config.bidirectional else 0
         self.shape = step_shape(model.features, model.config.stride, chunk or 1, lookahead)
         self.features, self.labels, self.vocab = model.features, tuple(model.labels), VOCAB
+        self.thresholds = model.thresholds
         self.window = model.config.window
         self._device = model.feat_mean.device
 

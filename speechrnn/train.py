@@ -220,6 +220,7 @@ def _stream_loss(core: Recognizer, out, spans: tuple, rows: list[int]) -> torch.
 def _warm_start(init: str | os.PathLike, labels: tuple[str, ...], seed: int) -> Recognizer:
     """A model with `init`'s weights and normalisation; its label head is kept only if the labels agree."""
     base = model_from_checkpoint(read_checkpoint(init), str(init))
+    base.thresholds = {}  # calibrated for the weights training will change
     if tuple(base.labels) == tuple(labels):
         return base
     torch.manual_seed(seed)

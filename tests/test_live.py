@@ -67,6 +67,26 @@ def test_spot_takes_keywords_threshold_and_a_step(speech):
         open_step(model="x.pt", onnx="x.onnx")
 
 
+def test_the_models_per_keyword_thresholds_decide_unless_one_threshold_is_given(speech, tmp_path):
+    """A table calibrated for the weights travels with them (checkpoint and ONNX file); --threshold wins."""
+    from speechrnn.checkpoint import save_checkpoint
+    from speechrnn.export import export_onnx
+
+    model = load_model()
+    assert [d.keyword for d in spot([speech], model=model)] == ["yes", "left"]
+    model.thresholds = {"label": {"yes": 1.0}, "ctc": {"left": 1.0}}
+    path = tmp_path / "calibrated.pt"
+    save_checkpoint(path, model)
+    onnx = export_onnx(load_model(path), tmp_path / "calibrated.onnx")
+    for backend in ({"model": path}, {"onnx": onnx}):
+        assert [d.keyword for d in spot([speech], **backend)] == ["left"], backend
+        assert [d.keyword for d in spot([speech], **backend, threshold=0.5)] == ["yes", "left"], backend
+        ctc = KeywordListener(open_step(**backend), decide="ctc").ctc
+        assert dict(zip(ctc.keywords, ctc.thresholds, strict=True))["left"] == 1.0, backend
+        assert set(KeywordListener(open_step(**backend), decide="ctc", threshold=0.4).ctc.thresholds) == {0.4}
+    assert load_model().thresholds == {}  # the shipped model's own table, if any, is not touched by the test
+
+
 @pytest.mark.parametrize("decide", ["ctc", "both", "either"])
 def test_the_ctc_path_hears_the_commands_alike_from_both_backends_and_any_block_size(
     speech, onnx_file, decide

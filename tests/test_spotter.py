@@ -75,6 +75,15 @@ def test_threshold_trades_misses_for_false_alarms():
     assert _spot(probs, smooth_ms=20, min_ms=20, threshold=0.9) == []
 
 
+def test_a_keyword_may_have_its_own_threshold():
+    probs = _scores([("_silence_", 30, 0.5), ("yes", 20, 0.55), ("_silence_", 30, 0.5), ("no", 20, 0.8)])
+    config = SpotterConfig(smooth_ms=20, min_ms=20, threshold=0.5)
+    spotter = KeywordSpotter(LABELS, STEP, config, thresholds={"yes": 0.6, "no": 0.75})
+    assert [e.keyword for e in spotter.update(_output(probs))] == ["no"]
+    with pytest.raises(SpeechRNNError, match="threshold of no"):
+        KeywordSpotter(LABELS, STEP, config, thresholds={"no": 1.5})
+
+
 def test_minimum_supporting_time():
     probs = _scores([("_silence_", 20, 0.9), ("yes", 4, 0.9), ("_silence_", 20, 0.9), ("no", 6, 0.9)])
     assert [e.keyword for e in _spot(probs, smooth_ms=20, min_ms=100)] == ["no"]  # 5 steps needed

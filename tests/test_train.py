@@ -85,6 +85,15 @@ def test_checkpoint_round_trip(tmp_path):
     b, _ = loaded(feats, torch.tensor([30]))
     torch.testing.assert_close(a.ctc_log_probs, b.ctc_log_probs)
     assert torch.load(tmp_path / "x.pt", weights_only=True)["info"] == {"note": "hi"}
+    assert loaded.thresholds == {}
+    model.thresholds = {"label": {"a": 0.8}, "ctc": {"lights on": 0.6}}  # a table calibrated for the weights
+    save_checkpoint(tmp_path / "t.pt", model)
+    assert load_model(tmp_path / "t.pt").thresholds == model.thresholds
+    for bad in ({"label": {"zz": 0.8}}, {"ctc": {"a": 0.0}}, {"vote": {}}, [0.5]):
+        model.thresholds = bad
+        save_checkpoint(tmp_path / "bad.pt", model)
+        with pytest.raises(SpeechRNNError, match="thresholds"):
+            load_model(tmp_path / "bad.pt")
 
 
 def test_average_checkpoints_means_the_weights_and_refuses_other_models(tmp_path):
@@ -217,12 +226,13 @@ def test_init_fine_tunes_from_a_checkpoint(fake_corpus, tmp_path):
     torch.manual_seed(5)
     base = Recognizer(replace(TINY, n_labels=4), base_labels)
     base.set_normalization(torch.full((40,), 2.0), torch.full((40,), 3.0))
+    base.thresholds = {"label": {"cat": 0.9}}  # calibrated for the base's weights, not the tuned ones
     save_checkpoint(tmp_path / "base.pt", base)
     out = tmp_path / "ft.pt"
     train(_cfg(fake_corpus, epochs=1, limit_batches=1, lr=1e-9, warmup_steps=1), out, init=tmp_path / "base.pt",
           progress_bar=False)  # fmt: skip
     tuned = load_model(out)
-    assert tuned.labels != base_labels and len(tuned.labels) == 12
+    assert tuned.labels != base_labels and len(tuned.labels) == 12 and tuned.thresholds == {}
     torch.testing.assert_close(tuned.feat_mean, base.feat_mean)  # not recomputed from the new corpus
     for name, value in base.state_dict().items():
         if not name.startswith("label_head."):
