@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             "found": found,
             "false_alarms": false,
             f"single_{single:g}": {"found": found1, "false_alarms": false1},
+            "per_keyword": {k: [swept[t][0][k], swept[t][1][k]] for k, t in chosen.items()},  # found, false
             "sweep": {f"{t:g}": list(totals(swept, dict.fromkeys(keywords, t))) for t in GRID},
         }
         print(f"{decide}: table finds {found} with {false} false alarms; one threshold {single:g}: "

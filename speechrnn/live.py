@@ -137,7 +137,7 @@ class KeywordListener:
         )
         ctc_words = spelled + ([] if decide == "label" else label_words)
         ctc_config = ctc_config or KeywordConfig()
-        if threshold is not None and decide == "ctc":
+        if threshold is not None and decide != "label":  # the CTC path decides (`both`: confirmed)
             ctc_config = dataclasses.replace(ctc_config, threshold=threshold)
         self.ctc = None
         if ctc_words:
