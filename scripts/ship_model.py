@@ -101,6 +101,12 @@ def model_card(model, args: argparse.Namespace, info: dict, full: dict, stream: 
     if lineage and not lineage.startswith("## How it was made"):
         lineage = "## How it was made\n" + lineage
     cfg = model.config
+    table = "".join(
+        f"| per-keyword thresholds, {name} | {min(t.values()):g}-{max(t.values()):g}, calibrated on validation "
+        "(`scripts/calibrate_thresholds.py`; `listen --threshold` sets one for all) |\n"
+        for name, t in model.thresholds.items()
+        if t
+    )
     return f"""# Default speechrnn model
 
 | | |
@@ -112,7 +118,7 @@ def model_card(model, args: argparse.Namespace, info: dict, full: dict, stream: 
 | training data | `{args.data}` built by `speechrnn synth --preset default` (synthetic voices only) |
 | training command | `{args.command}` |
 | training time | {info["training_seconds"] or 0:.0f} s, {info["epochs"]} epochs ({args.note}) |
-
+{table}
 {lineage}## Held-out-voice test split (voices never heard in training)
 | mode | accuracy | phrase WER (greedy CTC) |
 |---|---|---|

@@ -225,7 +225,7 @@ class DecodingOptions:
     sil_score: float = 0.0  # log-probability bonus per word separator step
     # Words scoring below become `decoding.UNK_WORD`; 0 keeps every lexicon word (chosen on validation's
     # connected speech and prose, between naming command words and false alarms: docs/connected-speech.md).
-    min_word_score: float = 0.6
+    min_word_score: float = 0.55
     snap_steps: int = 15  # with step energies: word edges move out at most this far to where speech ends
     snap_floor_db: float = 6.0  # ... speech: steps this much above the noise floor (10th percentile)
     snap_peak_db: float = 35.0  # ... and no more than this below the word's loudest step
@@ -239,8 +239,9 @@ class DecodingOptions:
 class SpotterConfig:
     """When a keyword fires. Times are milliseconds of audio."""
 
-    threshold: float = 0.7  # smoothed probability to reach: higher gives fewer false alarms, more misses
-    # (chosen on validation's connected speech and prose: docs/connected-speech.md)
+    threshold: float = 0.6  # smoothed probability to reach: higher gives fewer false alarms, more misses
+    # (chosen on validation's connected speech and prose: docs/connected-speech.md; a model's per-keyword
+    # table, where it has one, takes its place)
     smooth_ms: float = 100.0  # moving average of the label probabilities (the head already pools over 1 s)
     min_ms: float = 40.0  # the keyword must stay top and above threshold for this long (supporting steps)
     refractory_ms: float = 500.0  # after an event, no other event for this long (words of a phrase are closer

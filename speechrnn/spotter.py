@@ -63,9 +63,12 @@ class KeywordSpotter:
         config: SpotterConfig = SpotterConfig(),
         thresholds: dict[str, float] | None = None,
     ):
-        for name, t in [("threshold", config.threshold), *(thresholds or {}).items()]:
+        for name, t in [
+            ("threshold", config.threshold),
+            *((f"{k}'s threshold", v) for k, v in (thresholds or {}).items()),
+        ]:
             if not 0.0 <= t <= 1.0:
-                raise SpeechRNNError(f"threshold of {name} must be a probability in [0, 1], got {t:g}")
+                raise SpeechRNNError(f"{name} must be a probability in [0, 1], got {t:g}")
         self.thresholds = np.array([float((thresholds or {}).get(x, config.threshold)) for x in labels])
         for name in ("smooth_ms", "min_ms", "refractory_ms"):
             if not getattr(config, name) >= 0:

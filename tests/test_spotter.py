@@ -80,7 +80,7 @@ def test_a_keyword_may_have_its_own_threshold():
     config = SpotterConfig(smooth_ms=20, min_ms=20, threshold=0.5)
     spotter = KeywordSpotter(LABELS, STEP, config, thresholds={"yes": 0.6, "no": 0.75})
     assert [e.keyword for e in spotter.update(_output(probs))] == ["no"]
-    with pytest.raises(SpeechRNNError, match="threshold of no"):
+    with pytest.raises(SpeechRNNError, match="no's threshold must be a probability"):
         KeywordSpotter(LABELS, STEP, config, thresholds={"no": 1.5})
 
 

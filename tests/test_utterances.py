@@ -119,7 +119,7 @@ def test_a_built_corpus_holds_utterances_with_their_kind_and_word_times(tmp_path
     records = [json.loads(line) for line in (out / "_meta_" / "clips.jsonl").read_text().splitlines()]
     utterances = [r for r in records if r["label"] == UTTERANCE]
     unsayable = (out / "_meta_" / "unsayable.jsonl").read_text().count(UTTERANCE)
-    assert len(utterances) + unsayable == preset.utterances
+    assert len(utterances) + unsayable == preset.utterances + preset.prose
     aligned = [r for r in utterances if r["words"]]
     assert len(aligned) >= len(utterances) - 1
     for r in aligned:
