@@ -120,9 +120,9 @@ def model_card(model, args: argparse.Namespace, info: dict, full: dict, stream: 
 | training time | {info["training_seconds"] or 0:.0f} s, {info["epochs"]} epochs ({args.note}) |
 {table}
 {lineage}## Held-out-voice test split (voices never heard in training)
-| mode | accuracy | phrase WER (greedy CTC) |
+| mode | accuracy | WER of phrases and connected utterances (greedy CTC) |
 |---|---|---|
-| full context | {full["accuracy"]:.2%} on {full["n"]} clips | {full.get("wer", float("nan")):.2%} on {full.get("n_phrases", 0)} phrases |
+| full context | {full["accuracy"]:.2%} on {full["n"]} clips | {full.get("wer", float("nan")):.2%} on {full.get("n_phrases", 0)} phrases and utterances |
 | streaming, chunk {args.chunk_ms:g} ms + look-ahead {args.lookahead_ms:g} ms | {stream["accuracy"]:.2%} | {stream.get("wer", float("nan")):.2%} |
 
 Measured with `speechrnn eval --data {args.data} --split test [--chunk-ms {args.chunk_ms:g} --lookahead-ms {args.lookahead_ms:g}]`
