@@ -382,10 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             else ROOT / "docs" / f"det_connected{suffix}.png"
         )
         draw(systems, args.decide, det, args.split)
-    out = (
-        args.json_out
-        or ROOT / "docs" / f"bench_connected{'' if args.split == 'test' else '_' + args.split}.json"
-    )
+    out = args.json_out or ROOT / "docs" / f"bench_connected{suffix}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result))
     if args.split == "test" and not args.no_report:

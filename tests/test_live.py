@@ -87,7 +87,6 @@ def test_the_models_per_keyword_thresholds_decide_unless_one_threshold_is_given(
             assert set(
                 KeywordListener(open_step(**backend), decide=decide, threshold=0.4).ctc.thresholds
             ) == {0.4}
-    assert load_model().thresholds != model.thresholds  # the shipped model's own table is left as it was
 
 
 @pytest.mark.parametrize("decide", ["ctc", "both", "either"])
