@@ -342,7 +342,7 @@ def markdown(result: dict) -> str:
         f"{p['exact_phrases']} phrases transcribed exactly):",
         f"- start: {times('start')}",
         f"- end: {times('end')}",
-        f"- from the CTC path alone, before snapping the edges to the speech energy: start "
+        f"- from the CTC path alone, before the edges are set with the speech energy: start "
         f"{times('ctc_only_start')}; end {times('ctc_only_end')}",
         "",
         f"Continuous recording: {r['seconds'] / 60:.1f} min of test clips ({items}) with 0.5-3 s pauses "

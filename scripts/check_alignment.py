@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""How well the corpus's word times (CTC forced alignment, `speechrnn.utterances.Aligner`) agree with the
-times an engine planned: festival's diphone voices say utterances of the corpus's kinds in one call and tell
-where each word's first segment starts and its last segment ends (`synthesizers.festival_words`).
+"""How well the corpus's word times (CTC forced alignment, `speechrnn.utterances.Aligner`), and the times
+`transcribe` gives the command words it finds, agree with the times an engine planned: festival's diphone
+voices say utterances of the corpus's kinds in one call and tell where each word's first segment starts and
+its last segment ends (`synthesizers.festival_words`).
 
-Prints a table per voice (start and end errors, the share of words with both within 100 ms) and writes it
-to `docs/alignment.json`.
+Prints a table per voice for each (start and end errors, the share of words with both within 100 ms) and
+writes them to `docs/alignment.json`.
 
 Usage:
     .venv/bin/python scripts/check_alignment.py [--model CKPT] [--texts 40] [--voices rab_diphone ...]
@@ -22,6 +23,7 @@ import torch
 
 from speechrnn.audio import resample
 from speechrnn.synthesizers import festival_words
+from speechrnn.transcribe import transcribe
 from speechrnn.utterances import Aligner, utterance_texts
 from speechrnn.words import WORDS_V2
 
@@ -30,6 +32,7 @@ VOICES = ("rab_diphone", "don_diphone", "ked_diphone", "kal_diphone")  # kal is 
 
 
 def agreement(aligner: Aligner, voice: str, texts: list[str]) -> dict:
+    """The aligner's times of every word against festival's plan."""
     starts, ends = [], []
     for text in texts:
         audio, rate, planned = festival_words(text, voice)
@@ -38,6 +41,28 @@ def agreement(aligner: Aligner, voice: str, texts: list[str]) -> dict:
             continue  # festival read a word otherwise (it never does for these texts; kept honest)
         starts += [f["start"] - p["start"] for f, p in zip(found, planned, strict=True)]
         ends += [f["end"] - p["end"] for f, p in zip(found, planned, strict=True)]
+    return summary(starts, ends)
+
+
+def transcribed(model, voice: str, texts: list[str]) -> dict:
+    """`transcribe`'s times of the command words it finds against festival's plan of the same words."""
+    starts, ends = [], []
+    for text in texts:
+        audio, rate, planned = festival_words(text, voice)
+        words = transcribe(resample(audio, rate), model).words
+        left = list(planned)
+        for w in words:
+            match = next(
+                (p for p in left if p["word"] == w.word and w.start < p["end"] and w.end > p["start"]), None
+            )
+            if match is not None:
+                left.remove(match)
+                starts.append(w.start - match["start"])
+                ends.append(w.end - match["end"])
+    return summary(starts, ends)
+
+
+def summary(starts: list[float], ends: list[float]) -> dict:
     s, e = np.array(starts), np.array(ends)
     both = (np.abs(s) <= 0.1) & (np.abs(e) <= 0.1)
     return {
@@ -61,16 +86,25 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     aligner = Aligner(args.model)
     texts = utterance_texts(WORDS_V2, args.texts, np.random.default_rng(args.seed))
-    result = {"aligner": aligner.name, "texts": len(texts), "voices": {}}
-    print("| festival voice | words | start / end median error (ms) | start / end / both within 100 ms |")
-    print("| --- | --- | --- | --- |")
-    for voice in args.voices:
-        r = result["voices"][voice] = agreement(aligner, voice, texts)
-        print(
-            f"| {voice} | {r['words']} | {r['start_median_ms']:+.0f} / {r['end_median_ms']:+.0f} | "
-            f"{r['start_within_100ms_pct']:.0f} / {r['end_within_100ms_pct']:.0f} / "
-            f"{r['both_within_100ms_pct']:.0f} % |"
-        )
+    result = {"aligner": aligner.name, "texts": len(texts), "voices": {}, "transcribe": {}}
+    for title, key, measure in (
+        ("forced alignment, every word", "voices", lambda voice: agreement(aligner, voice, texts)),
+        (
+            "`transcribe`, the command words it finds",
+            "transcribe",
+            lambda v: transcribed(aligner.model, v, texts),
+        ),
+    ):
+        print(f"\n{title}\n")
+        print("| festival voice | words | start / end median error (ms) | start / end / both within 100 ms |")
+        print("| --- | --- | --- | --- |")
+        for voice in args.voices:
+            r = result[key][voice] = measure(voice)
+            print(
+                f"| {voice} | {r['words']} | {r['start_median_ms']:+.0f} / {r['end_median_ms']:+.0f} | "
+                f"{r['start_within_100ms_pct']:.0f} / {r['end_within_100ms_pct']:.0f} / "
+                f"{r['both_within_100ms_pct']:.0f} % |"
+            )
     args.json_out.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 

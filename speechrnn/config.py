@@ -226,7 +226,9 @@ class DecodingOptions:
     # Words scoring below become `decoding.UNK_WORD`; 0 keeps every lexicon word (chosen on validation's
     # connected speech and prose, between naming command words and false alarms: docs/connected-speech.md).
     min_word_score: float = 0.55
-    snap_steps: int = 15  # with step energies: word edges move out at most this far to where speech ends
+    # With step energies: a word edge with no neighbour near lies this far out from its letters, then moves in
+    # to where the speech is loud (6 best against festival's own times and validation phrases: docs/connected-speech.md).
+    snap_steps: int = 6
     snap_floor_db: float = 6.0  # ... speech: steps this much above the noise floor (10th percentile)
     snap_peak_db: float = 35.0  # ... and no more than this below the word's loudest step
 

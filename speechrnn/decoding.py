@@ -9,8 +9,8 @@ word separator ("silence" to flashlight, optional between words), and blank is t
 Word times come from the best hypothesis's own step-by-step path (flashlight keeps it; torchaudio's wrapper
 keeps only where each character starts): a word starts at the first step of its first character and ends one
 step after the last step of its last character. A CTC model marks letters with spikes inside their sounds,
-so these edges sit inside the word; given the audio's energy per step, `snap_spans` moves them out to where
-the speech starts and stops.
+so these edges sit inside the word; given the audio's energy per step, `word_spans` puts neighbours' shared
+edge where forced alignment would and moves every edge to where the word's speech is loud.
 
 Word score: the geometric mean, over the word's letters, of each letter's best posterior among its steps.
 A lexicon word forced onto audio that spells something else has letters the model did not hear, so its score
@@ -262,11 +262,11 @@ def beam_search(
     Args:
         log_probs: `(steps, n_vocab)` log-probabilities in `VOCAB` order.
         lexicon: the words that may be recognised (see `make_lexicon`).
-        options: beam settings, the unknown-word threshold and edge snapping.
+        options: beam settings, the unknown-word threshold and word edges (`word_spans`).
         step_seconds: duration of one step.
         offset: absolute step index of the first row (for segments of a longer stream).
-        energy: `(steps,)` audio energy of each step in dB (`step_energy`), to snap word edges to where the
-            speech starts and stops (see `snap_spans`); None keeps the CTC path's edges.
+        energy: `(steps,)` audio energy of each step in dB (`step_energy`), to set word edges where the
+            speech starts and stops (see `word_spans`); None keeps the CTC path's edges.
         report: the lexicon words to name; the others (fillers) are searched but reported as `UNK_WORD`,
             consecutive ones as one. None names every word.
 
@@ -306,7 +306,7 @@ def beam_search(
             letters = []
     spans = [(start, end) for _, start, end, _ in found]
     if energy is not None and found:
-        spans = snap_spans(spans, np.asarray(energy, dtype=np.float64)[:steps], options)
+        spans = word_spans(spans, np.asarray(energy, dtype=np.float64)[:steps], options, step_seconds)
     words: list[Word] = []
     for (word, _, _, score), (a, b) in zip(found, spans, strict=True):
         named = score >= options.min_word_score and (report is None or word in report)
@@ -339,34 +339,39 @@ def step_energy(audio: np.ndarray, step_samples: int) -> np.ndarray:
     return 10 * np.log10(power / counts + 1e-10)
 
 
-def snap_spans(
-    spans: Sequence[tuple[int, int]], energy: np.ndarray, options: DecodingOptions
-) -> list[tuple[int, int]]:
-    """Move word edges out from the CTC path's letters to where the speech around them starts and stops.
+def _loud(energy: np.ndarray, start: int, end: int, floor: float, options: DecodingOptions) -> float:
+    """The energy above which a step belongs to the speech of the word whose letters span `[start, end)`:
+    `snap_floor_db` above the noise floor and no more than `snap_peak_db` below the word's loudest step."""
+    peak = float(energy[start:end].max()) if end > start else -math.inf
+    return max(floor + options.snap_floor_db, peak - options.snap_peak_db)
 
-    A CTC model marks each letter with a spike somewhere inside its sound, so a word found by its letters
-    starts late and ends early. Each edge moves outwards, at most `snap_steps`, over the steps loud enough to
-    be speech: `snap_floor_db` above the noise floor (the 10th percentile of `energy`) and no more than
-    `snap_peak_db` below the word's loudest step. It never crosses a neighbouring word.
 
-    Args:
-        spans: `[start, end)` steps of consecutive words.
-        energy: `(steps,)` energy in dB of every step the spans index (`step_energy`).
-        options: the snapping limits.
+def word_spans(
+    letters: Sequence[tuple[int, int]], energy: np.ndarray, options: DecodingOptions, step_seconds: float
+) -> list[tuple[float, float]]:
+    """Word edges (steps) from the `[start, end)` steps of each found word's letters and the step energies.
+
+    Two words in one breath meet where forced alignment puts their boundary (`utterances.word_bounds`), since
+    nothing in the energy tells them apart; an edge with no neighbour that near lies `snap_steps` out from
+    the word's letters. Either edge then moves in over quiet steps to where the word's speech is loud (the
+    level `_loud` sets), so a word next to a pause starts and stops with its sound.
     """
-    if not len(energy) or options.snap_steps <= 0:
-        return list(spans)
+    from .utterances import word_bounds
+
+    if not len(energy):
+        return word_bounds(list(letters), step_seconds)
     floor = float(np.percentile(energy, 10))
+    reach = options.snap_steps
+    meet = word_bounds(list(letters), step_seconds)
     out = []
-    for i, (start, end) in enumerate(spans):
-        peak = float(energy[start:end].max()) if end > start else -math.inf
-        loud = max(floor + options.snap_floor_db, peak - options.snap_peak_db)
-        left = max(start - options.snap_steps, out[-1][1] if out else 0)
-        right = min(end + options.snap_steps, spans[i + 1][0] if i + 1 < len(spans) else len(energy))
-        while start > left and energy[start - 1] > loud:
-            start -= 1
-        while end < right and energy[end] > loud:
-            end += 1
+    for i, (first, final) in enumerate(letters):
+        start = max(meet[i][0], first - reach) if i else max(0, first - reach)
+        end = min(meet[i][1], final + reach) if i + 1 < len(letters) else min(len(energy), final + reach)
+        loud = _loud(energy, first, final, floor, options)
+        while start < first and energy[int(start)] <= loud:
+            start = int(start) + 1.0
+        while end > final and energy[math.ceil(end) - 1] <= loud:
+            end = math.ceil(end) - 1.0
         out.append((start, end))
     return out
 

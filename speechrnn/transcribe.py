@@ -13,8 +13,8 @@ a command the head is sure of over `_unknown_` over `_silence_` (see `clip_label
 
 The text is the lexicon-constrained beam search over the CTC head (see `decoding`): by default the model's
 command words, searched among `fillers` common English words so that other speech is spelled as what it is,
-and reported as `<unk>`. Word edges are snapped to the speech
-using the audio's energy per model step, computed alongside (see `decoding.snap_spans`).
+and reported as `<unk>`. Word edges are set with the audio's energy per model step, computed alongside
+(see `decoding.word_spans`).
 """
 
 from __future__ import annotations

@@ -19,11 +19,12 @@ from speechrnn.decoding import (
     greedy_decode,
     make_lexicon,
     silence_cut,
-    snap_spans,
     step_energy,
     word_error_rate,
+    word_spans,
 )
 from speechrnn.errors import SpeechRNNError
+from speechrnn.utterances import ALIGN_LAG_S, word_bounds
 from speechrnn.vocab import BLANK_ID, SPACE_ID, VOCAB
 
 STEP = 0.02
@@ -217,21 +218,22 @@ def loudness(steps: int, loud: list[tuple[int, int]], level: float = -20.0) -> n
     return energy
 
 
-def test_snap_spans_moves_edges_out_to_the_speech():
-    options = DecodingOptions()
+def test_word_spans_move_in_to_the_speech():
+    options = DecodingOptions()  # snap_steps 6: an edge with no neighbour near starts 6 steps out
     energy = loudness(60, [(10, 30)])
-    assert snap_spans([(14, 26)], energy, options) == [(10, 30)]
-    assert snap_spans([(14, 26)], energy, DecodingOptions(snap_steps=2)) == [(12, 28)]  # at most this far
-    assert snap_spans([(14, 26)], energy, DecodingOptions(snap_steps=0)) == [(14, 26)]
-    # never across a neighbour: the first word stops where the second starts, the second where the first ends
-    energy = loudness(60, [(3, 17)])
-    assert snap_spans([(5, 8), (12, 15)], energy, options) == [(3, 12), (12, 17)]
+    assert word_spans([(14, 26)], energy, options, STEP) == [(10, 30)]
+    assert word_spans([(14, 26)], energy, DecodingOptions(snap_steps=2), STEP) == [
+        (12, 28)
+    ]  # at most this far
+    assert word_spans([(14, 26)], energy, DecodingOptions(snap_steps=0), STEP) == [(14, 26)]
+    # neighbours meet between their letters (2 steps of ALIGN_LAG_S earlier), as forced alignment puts them
+    assert word_spans([(5, 8), (12, 15)], loudness(60, [(3, 17)]), options, STEP) == [(3, 8), (8, 17)]
     # speech too quiet to tell from the noise floor: the CTC edges stay
-    assert snap_spans([(14, 26)], loudness(60, [(10, 30)], level=-57.0), options) == [(14, 26)]
+    assert word_spans([(14, 26)], loudness(60, [(10, 30)], level=-57.0), options, STEP) == [(14, 26)]
     # a word much quieter than its own loudest step stops where it fades by more than snap_peak_db
     energy = loudness(60, [(10, 30)], level=-50.0)
     energy[14:26] = -5.0
-    assert snap_spans([(14, 26)], energy, options) == [(14, 26)]
+    assert word_spans([(14, 26)], energy, options, STEP) == [(14, 26)]
 
 
 def test_beam_search_snaps_word_edges_with_energy():
@@ -290,17 +292,31 @@ def test_decode_stream_equals_one_search_whatever_the_pieces():
 
 def test_decode_stream_with_energies_equals_one_search():
     lp = emissions(400, {**spell("yes", 50), **spell("left", 150), **spell("no", 300)})
-    energy = loudness(400, [(45, 60), (140, 170), (270, 310)])  # "no": 30 steps early, but snaps 15 at most
+    energy = loudness(400, [(45, 60), (140, 170), (270, 310)])
     whole = beam_search(lp, LEXICON, energy=energy)
+    # edges lie snap_steps (6) out from the letters, then move in to the speech: "left" and "no" are loud
+    # longer than that before their letters, so they start 6 steps early, not where the loudness starts
     assert [(w.word, round(w.start / STEP), round(w.end / STEP)) for w in whole] == [
         ("yes", 45, 60),
-        ("left", 140, 170),
-        ("no", 285, 310),
+        ("left", 144, 163),
+        ("no", 294, 309),
     ]
     for size in (1, 37, 150):
         pieces = [(lp[i : i + size], energy[i : i + size]) for i in range(0, 400, size)]
         streamed = list(decode_stream(pieces, LEXICON, segment_steps=120, min_gap=10))
         assert [(w.word, w.start, w.end) for w in streamed] == [(w.word, w.start, w.end) for w in whole]
+
+
+def test_words_said_in_one_breath_meet_where_alignment_puts_them():
+    lp = emissions(60, {**spell("yes", 10), **spell("no", 20)})
+    energy = loudness(60, [(5, 28)])  # no pause anywhere: the energy cannot tell the words apart
+    words = beam_search(lp, LEXICON, energy=energy)
+    meet = word_bounds([(10, 15), (20, 23)], STEP)[0][1]  # between "s" (step 14) and "n" (step 20)
+    assert meet == pytest.approx(17.5 - ALIGN_LAG_S / STEP)
+    assert [(w.word, w.start / STEP, w.end / STEP) for w in words] == [
+        ("yes", pytest.approx(5), pytest.approx(meet)),  # starts where its speech does
+        ("no", pytest.approx(meet), pytest.approx(28)),  # and the last ends where it stops
+    ]
 
 
 def test_decode_stream_word_across_a_piece_boundary_is_found_once():
