@@ -21,7 +21,9 @@ Filler words (`filler_words`: English's most frequent words) compete with the le
 "wait for me" is spelled as the three words it is rather than forced into "four"; they are searched but
 reported as `UNK_WORD` (`beam_search(report=...)`), a run of them as one. Flashlight lets a word's
 final doubled letter ("off", "three") ride on the single letter before it, where CTC needs a blank between
-the two; such a letter scores its best posterior anywhere else in the word, usually near zero.
+the two; such a letter scores the second of two peaks with a blank between them where the model said it
+twice (often just after the step the search ended the word), else its best posterior elsewhere in the word,
+usually near zero.
 """
 
 from __future__ import annotations
@@ -226,15 +228,34 @@ def _runs(path: Sequence[int]) -> list[tuple[int, int, int]]:
     return runs
 
 
-def _word_score(log_probs: np.ndarray, word: str, letters: list[tuple[int, int, int]]) -> float:
-    """Geometric mean of the best posterior of each letter of `word` over the steps of its run."""
+def _word_score(log_probs: np.ndarray, word: str, letters: list[tuple[int, int, int]], tail: int) -> float:
+    """Geometric mean of the best posterior of each letter of `word` over the steps of its run.
+
+    A final doubled letter merged into one run (see the module doc) scores the second of two peaks of its
+    letter with a blank between them, in its run or the pause after it (up to `tail`, where the path's next
+    letter starts), or else its best posterior elsewhere in the word: the search often runs the "f" of "off"
+    over the model's "f", blank, "f".
+    """
     scores = [float(log_probs[s:e, tok].max()) for tok, s, e in letters]
-    start, end = letters[0][1], letters[-1][2]
-    for _ in range(len(word) - len(letters)):  # a doubled letter merged into one run (see the module doc)
+    start = letters[0][1]
+    for _ in range(len(word) - len(letters)):
         tok, s, e = letters[-1]
-        elsewhere = np.concatenate([log_probs[start:s, tok], log_probs[e:end, tok]])
-        scores.append(float(elsewhere.max()) if elsewhere.size else -math.inf)
+        before = log_probs[start:s, tok]
+        scores.append(
+            max(float(before.max()) if before.size else -math.inf, _second_peak(log_probs[s:tail], tok))
+        )
     return math.exp(sum(scores) / len(word))
+
+
+def _second_peak(log_probs: np.ndarray, tok: int) -> float:
+    """Best `min(a, b)` of `tok`'s log-posteriors at two steps with a step between them where blank wins."""
+    letter, blank = log_probs[:, tok], log_probs[:, BLANK_ID]
+    if letter.size < 3:
+        return -math.inf
+    before = np.maximum.accumulate(letter)
+    after = np.maximum.accumulate(letter[::-1])[::-1]
+    gaps = [k for k in range(1, letter.size - 1) if blank[k] > letter[k]]
+    return max((min(before[k - 1], after[k + 1]) for k in gaps), default=-math.inf)
 
 
 def _extend(log_probs: np.ndarray, path: Sequence[int], tok: int, end: int) -> int:
@@ -302,7 +323,10 @@ def beam_search(
             letters = letters[-len(word) :] or [(tok, s, e)]
             e = _extend(lp_np, path, tok, e)
             letters[-1] = (tok, letters[-1][1], e)
-            found.append((word, letters[0][1], e, _word_score(lp_np, word, letters)))
+            tail = e
+            while tail < len(path) and path[tail] in (BLANK_ID, SPACE_ID):
+                tail += 1
+            found.append((word, letters[0][1], e, _word_score(lp_np, word, letters, tail)))
             letters = []
     spans = [(start, end) for _, start, end, _ in found]
     if energy is not None and found:

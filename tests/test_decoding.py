@@ -10,6 +10,7 @@ from speechrnn.decoding import (
     SHORT_WORDS,
     UNK_WORD,
     DecodingOptions,
+    _word_score,
     beam_search,
     char_error_rate,
     collapse,
@@ -162,6 +163,16 @@ def test_repeated_letters_need_a_blank_between_them():
     assert greedy_decode(tre) == ["tre"]
     (forced,) = beam_search(tre, LEXICON, KEEP_ALL)  # "tree" needs a second e that was never heard
     assert forced.word == "tree" and forced.score < 0.3
+
+
+def test_a_final_doubled_letter_merged_into_one_run_scores_its_second_peak():
+    # the search may run the last "e" of "tree" over the model's e, blank, e: the second e is heard
+    lp = emissions(30, {3: "t", 7: "r", 9: "e", 11: {"e": 0.8}})
+    tree = [(VOCAB.index("t"), 3, 4), (VOCAB.index("r"), 7, 8), (VOCAB.index("e"), 9, 12)]
+    assert _word_score(lp, "tree", tree, tail=30) == pytest.approx((0.9**3 * 0.8) ** (1 / 4), rel=1e-3)
+    # e, e with no blank between is one e: the second is not heard
+    once = emissions(30, {3: "t", 7: "r", 9: "e", 10: "e"})
+    assert _word_score(once, "tree", [*tree[:2], (VOCAB.index("e"), 9, 11)], tail=30) < 0.3
 
 
 def test_speech_outside_the_lexicon_is_unknown():
