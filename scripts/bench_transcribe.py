@@ -2,7 +2,8 @@
 """Transcription benchmark: what `speechrnn transcribe` gets right, how precise its word times are, and what
 a long recording costs.
 
-1. Held-out-voice test phrases of a synthetic corpus (`_phrases_` in `testing_list.txt`): WER and CER of
+1. Held-out-voice test phrases of a synthetic corpus (`_phrases_` in `testing_list.txt`, or with `--split
+   validation` in `validation_list.txt`, to choose settings on): WER and CER of
    greedy CTC, of the lexicon beam search as shipped (unsure words become `<unk>`), and of the beam search
    forced into the lexicon (no `<unk>`). Word start/end errors against the times the corpus builder
    recorded (`_meta_/clips.jsonl`), over the phrases transcribed exactly.
@@ -49,7 +50,7 @@ from speechrnn.decoding import (
     word_error_rate,
     words_to_text,
 )
-from speechrnn.transcribe import default_lexicon, transcribe
+from speechrnn.transcribe import default_lexicon, label_head, label_posteriors, transcribe
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK_START, MARK_END = "<!-- transcribe:start -->", "<!-- transcribe:end -->"
@@ -62,10 +63,10 @@ MATCH_SLACK_S = (
 # ----------------------------------------------------------------------------------------------- corpus
 
 
-def read_corpus(data: Path) -> list[dict]:
-    """Test-split records of `_meta_/clips.jsonl` (held-out voices), each with its `kind`."""
+def read_corpus(data: Path, split: str = "test") -> list[dict]:
+    """The split's records of `_meta_/clips.jsonl` (held-out voices), each with its `kind`."""
     meta = data / "_meta_" / "clips.jsonl"
-    tests = data / "testing_list.txt"
+    tests = data / f"{split}_list.txt"
     for f in (meta, tests):
         if not f.is_file():
             sys.exit(f"bench_transcribe: {f} is missing: expected a corpus built by `speechrnn synth`")
@@ -88,7 +89,7 @@ def read_corpus(data: Path) -> list[dict]:
 
 @torch.no_grad()
 def bench_phrases(model, data: Path, phrases: list[dict], beam: int, batch_size: int = 32) -> dict:
-    lexicon = default_lexicon(model)
+    lexicon, head = default_lexicon(model), label_head(model)
     shipped = DecodingOptions(beam=beam)
     forced = DecodingOptions(beam=beam, min_word_score=0.0)
     step = model.steps_to_seconds(1)
@@ -110,8 +111,13 @@ def bench_phrases(model, data: Path, phrases: list[dict], beam: int, batch_size:
             refs.append(r["text"])
             greedy.append(greedy_decode(lp)[0])
             energy = step_energy(clips[k], step_samples)[: lp.shape[0]]
-            words = beam_search(lp, lexicon, shipped, step, energy=energy)  # as `transcribe` does
-            ctc_only = beam_search(lp, lexicon, shipped, step)  # word edges from the CTC path alone
+            n = lp.shape[0]
+            probs = label_posteriors(model, out.attn_logits[k, :n], out.label_logits[k, :n])
+            confirmed = {"head": head, "label_probs": probs}  # as `transcribe` scores command words
+            words = beam_search(lp, lexicon, shipped, step, energy=energy, **confirmed)
+            ctc_only = beam_search(
+                lp, lexicon, shipped, step, **confirmed
+            )  # word edges from the CTC path alone
             beamed.append(words_to_text(words))
             beamed_forced.append(words_to_text(beam_search(lp, lexicon, forced, step)))
             if [w.word for w in words] == [w["word"] for w in r["words"]]:
@@ -301,6 +307,7 @@ def _cpu_name() -> str:
 
 def markdown(result: dict) -> str:
     p, r, m = result["phrases"], result["recording"], result["machine"]
+    split = result.get("split", "test")
     wt = p["word_times"]
     names = {
         "word": "command words",
@@ -327,7 +334,7 @@ def markdown(result: dict) -> str:
         f"`{result['command']}` — {result['date']}, {m['cpu']}, one thread (torch {m['torch']}); model "
         f"`{result['model']}`; corpus `{result['data']}`{' (quick run)' if result['quick'] else ''}.",
         "",
-        f"Held-out-voice test phrases: {p['phrases']} phrases, {p['words']} words; lexicon = the model's "
+        f"Held-out-voice {split} phrases: {p['phrases']} phrases, {p['words']} words; lexicon = the model's "
         f"{result['lexicon_size']} command words, beam {result['beam']}.",
         "",
         "| decoder | WER | CER |",
@@ -345,7 +352,7 @@ def markdown(result: dict) -> str:
         f"- from the CTC path alone, before the edges are set with the speech energy: start "
         f"{times('ctc_only_start')}; end {times('ctc_only_end')}",
         "",
-        f"Continuous recording: {r['seconds'] / 60:.1f} min of test clips ({items}) with 0.5-3 s pauses "
+        f"Continuous recording: {r['seconds'] / 60:.1f} min of {split} clips ({items}) with 0.5-3 s pauses "
         "and background noise (-55 to -35 dBFS; babble of test voices) under everything, transcribed as one file (streamed):",
         "",
         "| keywords | found | recall | false alarms | per hour | `<unk>` | peak RSS | RTF CPU | RTF wall |",
@@ -395,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--split", default="test", choices=("test", "validation"), help="held-out voices to measure on"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="a smaller run: 60 phrases, a 2-minute recording"
     )
     parser.add_argument("--json-out", type=Path, default=ROOT / "docs" / "bench_transcribe.json")
@@ -405,16 +415,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # "on one core"
     torch.manual_seed(args.seed)
     model = load_model(args.model)
-    records = read_corpus(args.data)
+    records = read_corpus(args.data, {"test": "testing", "validation": "validation"}[args.split])
     phrases = [r for r in records if r["kind"] == "phrase"]
     limit = args.phrases if args.phrases is not None else (60 if args.quick else None)
     if limit is not None:
         phrases = phrases[:limit]
     if not phrases:
-        sys.exit(f"bench_transcribe: no test phrases in {args.data}")
+        sys.exit(f"bench_transcribe: no {args.split} phrases in {args.data}")
     minutes = args.minutes if args.minutes is not None else (2.0 if args.quick else 10.0)
 
-    print(f"bench_transcribe: {len(phrases)} test phrases...", file=sys.stderr)
+    print(f"bench_transcribe: {len(phrases)} {args.split} phrases...", file=sys.stderr)
     phrase_result = bench_phrases(model, args.data, phrases, args.beam)
     print(f"bench_transcribe: a {minutes:g}-minute recording...", file=sys.stderr)
     recording = bench_recording(model, args.data, records, minutes, args.beam, args.seed)
@@ -422,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": "scripts/bench_transcribe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
+        "split": args.split,
         "quick": args.quick,
         "model": model_name,
         "data": data_name,

@@ -350,8 +350,9 @@ def _add_transcribe(sub: argparse._SubParsersAction) -> None:
         type=_PROBABILITY,
         default=defaults.min_word_score,
         metavar="P",
-        help="words scoring below this (0-1) are reported as <unk>; 0 forces every word into the "
-        f"lexicon (default: {defaults.min_word_score})",
+        help="words scoring below this (0-1) are reported as <unk>; a word's score is how surely its letters "
+        "were heard, for the model's own command words taken together with its classification head's "
+        f"posterior; 0 forces every word into the lexicon (default: {defaults.min_word_score})",
     )
     p.add_argument(
         "--fillers",

@@ -225,7 +225,8 @@ class DecodingOptions:
     sil_score: float = 0.0  # log-probability bonus per word separator step
     # Words scoring below become `decoding.UNK_WORD`; 0 keeps every lexicon word (chosen on validation's
     # connected speech and prose, between naming command words and false alarms: docs/connected-speech.md).
-    min_word_score: float = 0.55
+    # A command word's score takes in the label head's posterior (`decoding.LabelHead`), which is low on prose.
+    min_word_score: float = 0.05
     # With step energies: a word edge with no neighbour near lies this far out from its letters, then moves in
     # to where the speech is loud (6 best against festival's own times and validation phrases: docs/connected-speech.md).
     snap_steps: int = 6

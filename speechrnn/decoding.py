@@ -58,7 +58,7 @@ class Word:
     word: str  # a lexicon word, or UNK_WORD
     start: float  # seconds from the start of the audio
     end: float  # seconds; one step after the word's last character
-    score: float  # confidence in [0, 1]: geometric mean of the character posteriors
+    score: float  # confidence in [0, 1]: geometric mean of the character posteriors (see `LabelHead`)
 
     def to_dict(self) -> dict:
         return {
@@ -67,6 +67,32 @@ class Word:
             "end": round(self.end, 3),
             "score": round(self.score, 4),
         }
+
+
+@dataclass(frozen=True)
+class LabelHead:
+    """The classification head, to confirm the command words a search finds.
+
+    A found word that is one of `labels` scores the geometric mean of its letters' score and the head's
+    posterior of it: the highest among the windows that hold the whole word, those ending from the word's
+    end to `window` steps after its start. Prose that spells like a command rarely sounds like one to the
+    head, a command said inside speech usually does (docs/connected-speech.md).
+    """
+
+    labels: tuple[str, ...]
+    window: int  # steps of audio each of the head's posteriors pools
+
+    def posterior(self, probs: np.ndarray, word: str, start: int, end: int) -> float | None:
+        """The head's posterior of `word` with letters in steps `[start, end)`; None for a word it lacks.
+
+        Args:
+            probs: `(steps, n_labels)` posteriors of the window ending at each step.
+        """
+        if word not in self.labels or not len(probs):
+            return None
+        lo = min(end, len(probs) - 1)
+        hi = max(lo + 1, min(start + self.window, len(probs)))
+        return float(probs[lo:hi, self.labels.index(word)].max())
 
 
 # --------------------------------------------------------------------------------------------- greedy
@@ -277,6 +303,8 @@ def beam_search(
     offset: int = 0,
     energy: np.ndarray | None = None,
     report: frozenset[str] | None = None,
+    head: LabelHead | None = None,
+    label_probs: np.ndarray | None = None,
 ) -> tuple[Word, ...]:
     """Lexicon-constrained CTC beam search of one sequence.
 
@@ -290,6 +318,9 @@ def beam_search(
             speech starts and stops (see `word_spans`); None keeps the CTC path's edges.
         report: the lexicon words to name; the others (fillers) are searched but reported as `UNK_WORD`,
             consecutive ones as one. None names every word.
+        head, label_probs: the classification head and its `(steps + extra, n_labels)` posteriors from this
+            sequence's first step on (rows past its end let a word near the end be judged whole), to confirm
+            the words it knows; None scores words by their letters alone.
 
     Returns:
         The words in order, with times in seconds from step 0 of the stream.
@@ -326,7 +357,15 @@ def beam_search(
             tail = e
             while tail < len(path) and path[tail] in (BLANK_ID, SPACE_ID):
                 tail += 1
-            found.append((word, letters[0][1], e, _word_score(lp_np, word, letters, tail)))
+            score = _word_score(lp_np, word, letters, tail)
+            heard = (
+                None
+                if head is None or label_probs is None
+                else head.posterior(label_probs, word, letters[0][1], e)
+            )
+            if heard is not None:
+                score = math.sqrt(score * heard)
+            found.append((word, letters[0][1], e, score))
             letters = []
     spans = [(start, end) for _, start, end, _ in found]
     if energy is not None and found:
@@ -429,55 +468,74 @@ def silence_cut(log_probs: torch.Tensor | np.ndarray, min_gap: int) -> int:
 
 
 def decode_stream(
-    pieces: Iterable[torch.Tensor | np.ndarray | tuple[torch.Tensor | np.ndarray, np.ndarray]],
+    pieces: Iterable[torch.Tensor | np.ndarray | tuple],
     lexicon: Sequence[str],
     options: DecodingOptions = DecodingOptions(),
     step_seconds: float = 0.02,
     segment_steps: int = 1500,
     min_gap: int = 15,
     report: frozenset[str] | None = None,
+    head: LabelHead | None = None,
 ) -> Iterator[Word]:
     """Beam search over a stream of any length in bounded memory: words as soon as their segment is done.
 
     The stream is cut at pauses (`silence_cut` within each `segment_steps` steps still undecoded) and every
-    segment decoded alone, so memory holds at most one segment plus one piece. Cuts depend only on the
-    concatenated stream, never on how it was split into pieces: the words are the same for any piece sizes.
+    segment decoded alone, so memory holds at most one segment, the head's window after it and one piece.
+    Cuts depend only on the concatenated stream, never on how it was split into pieces: the words are the
+    same for any piece sizes.
 
     Args:
         pieces: consecutive `(steps, n_vocab)` log-probabilities of one stream (any sizes, empty ones too),
-            or `(log_probs, energy)` pairs with the `(steps,)` step energies to snap word edges with.
+            or `(log_probs, energy)` pairs with the `(steps,)` step energies to set word edges with, or
+            `(log_probs, energy, label_probs)` with the head's `(steps, n_labels)` posteriors too.
         lexicon, options: as `beam_search`.
         step_seconds: duration of one step.
         segment_steps: most steps decoded at once (at least 2).
         min_gap: steps of blank or space that make a pause where the stream may be cut.
-        report: as `beam_search`.
+        report, head: as `beam_search`.
 
     Yields:
         The words in order, times in seconds from the start of the stream.
     """
     if segment_steps < 2:
         raise ValueError(f"segment_steps must be at least 2, got {segment_steps}")
-    held_lp: list[torch.Tensor] = []
-    held_energy: list[np.ndarray] | None = None
-    held = offset = 0
+    after = head.window if head is not None else 0  # a segment waits for the head's windows past its end
+    held: list[list] = [[], [], []]  # log-probs, energies, label posteriors
+    steps = offset = 0
+
+    def joined(k: int) -> np.ndarray | None:
+        return np.concatenate(held[k]) if held[k] else None
+
     for piece in pieces:
-        lp, energy = piece if isinstance(piece, tuple) else (piece, None)
-        lp = torch.as_tensor(lp, dtype=torch.float32)
+        parts = piece if isinstance(piece, tuple) else (piece,)
+        lp = torch.as_tensor(parts[0], dtype=torch.float32)
         if lp.shape[0] == 0:
             continue
-        if energy is not None:
-            held_energy = (held_energy or []) + [np.asarray(energy, dtype=np.float64)]
-        held_lp.append(lp)
-        held += lp.shape[0]
-        while held >= segment_steps:
-            lp = torch.cat(held_lp)
-            en = np.concatenate(held_energy) if held_energy else None
+        held[0].append(lp)
+        for k, part in enumerate(parts[1:], 1):
+            if part is not None:
+                held[k].append(np.asarray(part, dtype=np.float64 if k == 1 else np.float32))
+        steps += lp.shape[0]
+        while steps >= segment_steps + after:
+            lp, energy, probs = torch.cat(held[0]), joined(1), joined(2)
             cut = silence_cut(lp[:segment_steps], min_gap)
             yield from beam_search(
-                lp[:cut], lexicon, options, step_seconds, offset, None if en is None else en[:cut], report
+                lp[:cut],
+                lexicon,
+                options,
+                step_seconds,
+                offset,
+                None if energy is None else energy[:cut],
+                report,
+                head,
+                None if probs is None else probs[: cut + after],
             )
-            held_lp, held, offset = [lp[cut:]], held - cut, offset + cut
-            held_energy = None if en is None else [en[cut:]]
-    if held:
-        en = np.concatenate(held_energy) if held_energy else None
-        yield from beam_search(torch.cat(held_lp), lexicon, options, step_seconds, offset, en, report)
+            held = [
+                [lp[cut:]],
+                [] if energy is None else [energy[cut:]],
+                [] if probs is None else [probs[cut:]],
+            ]
+            steps, offset = steps - cut, offset + cut
+    if steps:
+        lp, energy, probs = torch.cat(held[0]), joined(1), joined(2)
+        yield from beam_search(lp, lexicon, options, step_seconds, offset, energy, report, head, probs)

@@ -44,6 +44,7 @@ from .clip_label import COMMAND_FLOOR, _clip_label, _LabelPicker
 from .config import FILLER_WORDS, TRANSCRIBE_BATCH_SIZE
 from .decoding import (
     DecodingOptions,
+    LabelHead,
     Word,
     beam_search,
     decode_stream,
@@ -54,7 +55,7 @@ from .decoding import (
 )
 from .errors import SpeechRNNError
 from .latency import FILE
-from .model import Recognizer
+from .model import Recognizer, windowed_labels
 from .recognizer import StreamingRecognizer, StreamOutput, check_audio
 from .streaming import TorchStep
 from .vocab import spellable
@@ -119,8 +120,23 @@ class _Settings:
     block_seconds: float
     chunk_ms: float
     lookahead_ms: float
+    head: LabelHead | None = None  # confirms the command words the search finds
     segment_seconds: float = SEGMENT_SECONDS
     min_pause_ms: float = MIN_PAUSE_MS
+
+
+def label_head(model: Recognizer) -> LabelHead:
+    """The model's classification head as the beam search consults it (`decoding.LabelHead`)."""
+    return LabelHead(tuple(model.labels), model.config.window)
+
+
+def label_posteriors(model: Recognizer, attn_logits: torch.Tensor, label_logits: torch.Tensor) -> np.ndarray:
+    """`(steps, n_labels)` posteriors of the window ending at each step, from one clip's `(steps,)` attention
+    scores and `(steps, n_labels)` per-step label logits (full context, as `transcribe` runs clips)."""
+    if attn_logits.shape[0] == 0:
+        return np.zeros((0, len(model.labels)), np.float32)
+    pooled = windowed_labels(attn_logits[None], label_logits[None], model.config.window)[0]
+    return pooled.float().softmax(dim=-1).cpu().numpy()
 
 
 def default_lexicon(model: Recognizer) -> tuple[str, ...]:
@@ -164,6 +180,7 @@ def _settings(
         decoding=DecodingOptions(beam=beam, min_word_score=min_word_score),
         lexicon=tuple(sorted(set(lexicon) | set(filler_words(fillers, lexicon)))),
         report=frozenset(lexicon),
+        head=label_head(model),
         batch_size=batch_size,
         long_seconds=long_seconds,
         block_seconds=block_seconds,
@@ -208,8 +225,16 @@ def _run_batch(
         label, score = _clip_label(model, out.attn_logits[i, :n].cpu(), out.label_logits[i, :n].cpu())
         energy = step_energy(clips[i], step_samples)[:n]
         lp = out.ctc_log_probs[i, :n].cpu()
+        probs = label_posteriors(model, out.attn_logits[i, :n], out.label_logits[i, :n])
         words = beam_search(
-            lp, settings.lexicon, settings.decoding, step_seconds, energy=energy, report=settings.report
+            lp,
+            settings.lexicon,
+            settings.decoding,
+            step_seconds,
+            energy=energy,
+            report=settings.report,
+            head=settings.head,
+            label_probs=probs,
         )
         results.append((label, score, words))
     return results
@@ -249,11 +274,12 @@ def _run_stream(
     energies = _StepEnergies(model.config.stride * model.features.hop_length)
     samples = 0
 
-    def piece(out: StreamOutput) -> tuple[torch.Tensor, np.ndarray]:
-        picker.update(torch.from_numpy(out.label_logits), COMMAND_FLOOR)
-        return out.ctc_log_probs, energies.take(out.start, out.steps)
+    def piece(out: StreamOutput) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        logits = torch.from_numpy(out.label_logits)
+        picker.update(logits, COMMAND_FLOOR)
+        return out.ctc_log_probs, energies.take(out.start, out.steps), logits.float().softmax(dim=-1).numpy()
 
-    def outputs() -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+    def outputs() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         nonlocal samples
         for block in blocks:
             energies.feed(block)
@@ -271,6 +297,7 @@ def _run_stream(
         segment_steps=max(2, round(settings.segment_seconds / step_seconds)),
         min_gap=max(1, round(settings.min_pause_ms / 1000 / step_seconds)),
         report=settings.report,
+        head=settings.head,
     )
     with _full_precision():
         words = tuple(segments)

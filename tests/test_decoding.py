@@ -10,6 +10,7 @@ from speechrnn.decoding import (
     SHORT_WORDS,
     UNK_WORD,
     DecodingOptions,
+    LabelHead,
     _word_score,
     beam_search,
     char_error_rate,
@@ -257,6 +258,22 @@ def test_beam_search_snaps_word_edges_with_energy():
     assert [w.score for w in snapped] == [w.score for w in plain]
 
 
+def test_the_label_head_confirms_the_command_words_it_knows():
+    lp = emissions(60, {**spell("yes", 5), **spell("bird", 30)})
+    head = LabelHead(("_silence_", "_unknown_", "yes"), window=20)
+    probs = np.full((60, 3), 0.2, np.float32)
+    probs[10:25, 2] = 0.64  # windows holding all of "yes" (letters at steps 5-10) end at steps 10-24
+    probs[26:, 2] = 0.99  # later windows do not hold it whole
+    yes, bird = beam_search(lp, LEXICON, KEEP_ALL, head=head, label_probs=probs)
+    plain_yes, plain_bird = beam_search(lp, LEXICON, KEEP_ALL)
+    assert yes.score == pytest.approx(math.sqrt(plain_yes.score * 0.64), rel=1e-4)
+    assert bird.score == plain_bird.score  # no label of the head's: its letters alone
+    # heard by its letters, not by the head: under min_word_score
+    probs[:, 2] = 0.01
+    (word, _) = beam_search(lp, LEXICON, DecodingOptions(min_word_score=0.2), head=head, label_probs=probs)
+    assert word.word == UNK_WORD and plain_yes.score > 0.2
+
+
 # ------------------------------------------------------------------------------------- long streams
 
 
@@ -316,6 +333,15 @@ def test_decode_stream_with_energies_equals_one_search():
         pieces = [(lp[i : i + size], energy[i : i + size]) for i in range(0, 400, size)]
         streamed = list(decode_stream(pieces, LEXICON, segment_steps=120, min_gap=10))
         assert [(w.word, w.start, w.end) for w in streamed] == [(w.word, w.start, w.end) for w in whole]
+    # with the label head: a segment waits for the windows after its last word
+    head = LabelHead(("yes", "left", "no"), window=30)
+    probs = np.random.default_rng(0).random((400, 3)).astype(np.float32)
+    whole = beam_search(lp, LEXICON, energy=energy, head=head, label_probs=probs)
+    assert [w.word for w in whole] == ["yes", "left", "no"]
+    for size in (1, 37, 150):
+        pieces = [(lp[i : i + size], energy[i : i + size], probs[i : i + size]) for i in range(0, 400, size)]
+        streamed = list(decode_stream(pieces, LEXICON, segment_steps=120, min_gap=10, head=head))
+        assert streamed == list(whole)
 
 
 def test_words_said_in_one_breath_meet_where_alignment_puts_them():
