@@ -44,9 +44,10 @@ import torch
 from speechrnn import noise as noise_gen
 from speechrnn.audio import SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import default_model_path, load_model
+from speechrnn.config import DECIDE, DECISIONS
 from speechrnn.corpus import BACKGROUND_DIR, SENTENCE
 from speechrnn.latency import LIVE
-from speechrnn.live import RESET_AFTER_SILENCE_MS
+from speechrnn.live import RESET_AFTER_SILENCE_MS, KeywordListener
 from speechrnn.model import ModelConfig, Recognizer
 from speechrnn.recognizer import StreamingRecognizer, StreamOutput
 from speechrnn.spotter import KeywordSpotter, SpotterConfig
@@ -264,10 +265,12 @@ def build_stream(
 
 
 def stream_outputs(
-    model: Recognizer, audio: np.ndarray, chunk_ms: float, lookahead_ms: float
+    model: Recognizer, audio: np.ndarray, chunk_ms: float, lookahead_ms: float, ctc: bool = False
 ) -> list[StreamOutput]:
-    """The live recogniser's outputs for a stream fed in 100 ms blocks (only what the spotter needs)."""
-    return [_slim(out) for out in step_outputs(TorchStep(model, chunk_ms, lookahead_ms), audio)]
+    """The live recogniser's outputs for a stream fed in 100 ms blocks (only what the spotter needs: the
+    label head's, and the CTC head's too for a decision that reads it)."""
+    outputs = step_outputs(TorchStep(model, chunk_ms, lookahead_ms), audio)
+    return outputs if ctc else [_slim(out) for out in outputs]
 
 
 def step_outputs(step, audio: np.ndarray) -> list[StreamOutput]:
@@ -300,6 +303,12 @@ def detect(
 ) -> list:
     spotter = KeywordSpotter(labels, outputs[0].step_seconds, config, thresholds)
     return [d for out in outputs for d in spotter.update(out)]
+
+
+def listen_events(outputs: list[StreamOutput], step, decide: str, threshold: float | None) -> list:
+    """The events `listen --decide DECIDE` gives for a stream's outputs (`step`: the backend they came from)."""
+    listener = KeywordListener(step, threshold=threshold, decide=decide)
+    return [d for out in outputs for d in listener.hear(out).detections]
 
 
 def score(detections: list, words: list[dict], keywords: set[str], tolerance_s: float) -> dict:
@@ -402,14 +411,28 @@ def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) ->
         raise SystemExit(f"bench: no {args.split}-split command clips in {data} for the model's labels")
     noise = noise_bed(data, records)
     audio, words = build_stream(data, commands, noise, rng, args.snr_db, (0.4, 1.2))
-    outputs = stream_outputs(model, audio, args.chunk_ms, args.lookahead_ms)
+    ctc = args.decide != "label"
+    outputs = stream_outputs(model, audio, args.chunk_ms, args.lookahead_ms, ctc)
     base = SpotterConfig()
     chosen = SpotterConfig(threshold=args.threshold if args.threshold is not None else base.threshold)
     table = model.thresholds.get("label", {}) if args.threshold is None else {}  # as `listen` decides
-    result = score(detect(outputs, model.labels, chosen, table), words, keywords, args.tolerance_ms / 1000)
+    step = TorchStep(model, args.chunk_ms, args.lookahead_ms)
+
+    def events(outs: list[StreamOutput], threshold: float | None, thresholds: dict | None = None) -> list:
+        """`listen`'s events at `threshold` (None: the decision's default)."""
+        if args.decide != "label":
+            return listen_events(outs, step, args.decide, threshold)
+        return detect(
+            outs,
+            model.labels,
+            SpotterConfig(threshold=base.threshold if threshold is None else threshold),
+            thresholds,
+        )
+
+    result = score(events(outputs, args.threshold, table), words, keywords, args.tolerance_ms / 1000)
     sweep = {}
     for t in SWEEP:
-        detections = detect(outputs, model.labels, SpotterConfig(threshold=t))
+        detections = events(outputs, t)
         sweep[f"{t:g}"] = score(detections, words, keywords, args.tolerance_ms / 1000)
 
     fa_clips = pick(sentences, args.max_sentences) + pick(unknown, args.max_sentences)
@@ -417,18 +440,15 @@ def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) ->
     fa_sweep = {}
     if fa_clips:
         fa_audio, _ = build_stream(data, fa_clips, noise, rng, args.snr_db, (0.3, 1.0))
-        fa_out = stream_outputs(model, fa_audio, args.chunk_ms, args.lookahead_ms)
+        fa_out = stream_outputs(model, fa_audio, args.chunk_ms, args.lookahead_ms, ctc)
         hours = fa_audio.size / SAMPLE_RATE / 3600
-        n = len(detect(fa_out, model.labels, chosen, table))
+        n = len(events(fa_out, args.threshold, table))
         fa = {
             "seconds": round(fa_audio.size / SAMPLE_RATE, 1),
             "false_alarms": n,
             "per_hour": round(n / hours, 1),
         }
-        fa_sweep = {
-            f"{t:g}": round(len(detect(fa_out, model.labels, SpotterConfig(threshold=t))) / hours, 1)
-            for t in SWEEP
-        }
+        fa_sweep = {f"{t:g}": round(len(events(fa_out, t)) / hours, 1) for t in SWEEP}
     for t, row in sweep.items():
         row["false_alarms_per_hour"] = fa_sweep.get(t)
     return {
@@ -440,10 +460,12 @@ def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) ->
         "tolerance_ms": args.tolerance_ms,
         "chunk_ms": args.chunk_ms,
         "lookahead_ms": args.lookahead_ms,
+        "decide": args.decide,
         "spotter": {
             k: getattr(chosen, k) for k in ("threshold", "smooth_ms", "min_ms", "refractory_ms", "onset_ms")
         }
-        | ({"per_keyword_thresholds": table} if table else {}),
+        | ({"per_keyword_thresholds": table} if table else {})
+        | ({} if args.decide == "label" else {"threshold": args.threshold or f"{args.decide}'s default"}),
         **result,
         "non_command": fa,
         "threshold_sweep": sweep,
@@ -558,6 +580,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"recogniser look-ahead (default: {LIVE.lookahead_ms:g}, as listen)",
     )
     p.add_argument("--threshold", type=float, help="spotter threshold (default: the spotter's)")
+    p.add_argument(
+        "--decide", choices=DECISIONS, default=DECIDE, help=f"how listen decides (default: {DECIDE})"
+    )
     p.add_argument(
         "--snr-db", type=float, default=20.0, help="speech-to-noise ratio of the streams (default: 20)"
     )

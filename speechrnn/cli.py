@@ -452,7 +452,8 @@ def _add_listen(sub: argparse._SubParsersAction) -> None:
         choices=DECISIONS,
         default=DECIDE,
         help="how a trained command word is decided: by the label head, by the CTC keyword path, by the CTC "
-        f"path confirmed by the label head, or by either (default: {DECIDE})",
+        "path confirmed by the label head, by either, or by the beam search transcribe runs (common words "
+        f"competing, the label head confirming; needs torch) (default: {DECIDE})",
     )
     p.add_argument(
         "--threshold",

@@ -21,7 +21,13 @@ SEED = 0  # where everything random starts unless told
 
 RESET_AFTER_SILENCE_MS = 300.0  # listen forgets the recurrent state after a pause this long
 END_SILENCE_S = 0.5  # silence listen feeds after a replayed file, as a room would go on
-DECISIONS = ("label", "ctc", "both", "either")  # how listen decides a trained command word (`live.py`)
+DECISIONS = (
+    "label",
+    "ctc",
+    "both",
+    "either",
+    "search",
+)  # how listen decides a trained command word (`live.py`)
 DECIDE = "label"  # the default, chosen on the validation streams (docs/connected-speech.md)
 MAX_CHUNK_MS = 10_000.0  # longest chunk or look-ahead a command accepts: an ONNX step is sized by it
 
@@ -236,6 +242,18 @@ class DecodingOptions:
     def __post_init__(self) -> None:
         check_range("beam", self.beam, 1, 100_000, integer=True)
         check_range("min_word_score", self.min_word_score, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """When the search decides a keyword. Times are milliseconds of audio."""
+
+    threshold: float = 0.5  # a word's score (as `transcribe` gives it) must reach this
+    span_ms: float = 1500.0  # each search reads this much of the stream, ending where it runs
+    every_ms: float = 100.0  # a search runs each time this much more of the stream has come
+    settle_ms: float = 100.0  # a word is decided this long after its last letter, once its end is sure
+    beam: int = 16
+    fillers: int = FILLER_WORDS  # common English words competing with the keywords
 
 
 @dataclass(frozen=True)

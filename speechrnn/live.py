@@ -5,13 +5,15 @@ The top layer of the live path. `open_step` loads a backend (a checkpoint's `Tor
 block, and says what each block produced (for a display: detections, keyword scores, input level); `spot` is
 the plain iterator over it.
 
-Two spotters read the recogniser's outputs: the label head's (`spotter.KeywordSpotter`, the trained command
-words) and the CTC head's (`kws.CTCKeywordSpotter`, any word spelled a-z). `DECIDE` says how a trained
-command word is decided: by the label head alone, the CTC path alone, the CTC path confirmed by the label
-head, or either; a keyword outside the model's labels is always the CTC path's. `speechrnn listen` and `speechrnn serve` only display what these give.
+Three spotters read the recogniser's outputs: the label head's (`spotter.KeywordSpotter`, the trained command
+words), the CTC head's (`kws.CTCKeywordSpotter`, any word spelled a-z) and the beam search's
+(`search_spotter.SearchSpotter`, the trained command words among common English words, confirmed by the
+label head). `DECIDE` says how a trained command word is decided: by the label head alone, the CTC path
+alone, the CTC path confirmed by the label head, either, or the search; a keyword outside the model's labels
+is always the CTC path's. `speechrnn listen` and `speechrnn serve` only display what these give.
 The blocks may come from anywhere: a microphone, a file, a socket.
 
-Torch-free with an ONNX step: torch is imported only to load a checkpoint.
+Torch-free with an ONNX step: torch is imported only to load a checkpoint, or for the search (its decoder).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .config import DECIDE, DECISIONS, END_SILENCE_S, RESET_AFTER_SILENCE_MS
+from .config import DECIDE, DECISIONS, END_SILENCE_S, RESET_AFTER_SILENCE_MS, SearchConfig
 from .errors import SpeechRNNError
 from .kws import CTCKeywordSpotter, KeywordConfig
 from .latency import LIVE
@@ -100,6 +102,7 @@ class KeywordListener:
         decide: how a trained command word is decided, one of `DECISIONS`.
         ctc_config: the CTC path's settings.
         thresholds: per keyword, overriding the model's table and `threshold`.
+        search_config: the search's settings (`decide="search"`).
 
     Raises:
         SpeechRNNError: a keyword that cannot be spelled; out-of-range settings.
@@ -116,6 +119,7 @@ class KeywordListener:
         decide: str = DECIDE,
         ctc_config: KeywordConfig | None = None,
         thresholds: dict[str, float] | None = None,
+        search_config: SearchConfig | None = None,
     ):
         if decide not in DECISIONS:
             raise SpeechRNNError(f"expected a decision rule in {DECISIONS}, got {decide!r}")
@@ -135,10 +139,23 @@ class KeywordListener:
         self.spotter = KeywordSpotter(
             labels, self.recognizer.step_seconds, config, {**table.get("label", {}), **(thresholds or {})}
         )
-        ctc_words = spelled + ([] if decide == "label" else label_words)
+        ctc_words = spelled + ([] if decide in ("label", "search") else label_words)
         ctc_config = ctc_config or KeywordConfig()
-        if threshold is not None and decide != "label":  # the CTC path decides (`both`: confirmed)
+        if threshold is not None and decide not in (
+            "label",
+            "search",
+        ):  # the CTC path decides (`both`: confirmed)
             ctc_config = dataclasses.replace(ctc_config, threshold=threshold)
+        self.search = None
+        if decide == "search" and label_words:
+            from .search_spotter import SearchSpotter
+
+            search_config = search_config or SearchConfig()
+            if threshold is not None:
+                search_config = dataclasses.replace(search_config, threshold=threshold)
+            self.search = SearchSpotter(
+                label_words, labels, step.window, self.recognizer.step_seconds, search_config, thresholds
+            )
         self.ctc = None
         if ctc_words:
             ctc_table = {k: t for k, t in table.get("ctc", {}).items() if k in ctc_words}
@@ -159,8 +176,9 @@ class KeywordListener:
         samples = self.recognizer.samples
         heard = self.hear(StreamOutput.concat([silence, self.recognizer.flush()]), SILENT_DBFS, samples)
         self.spotter.reset()
-        if self.ctc is not None:
-            self.ctc.reset()
+        for spotter in (self.ctc, self.search):
+            if spotter is not None:
+                spotter.reset()
         self._recent, self._last = [], {}
         return heard
 
@@ -180,7 +198,18 @@ class KeywordListener:
             k: float(best[self._label_index[k]]) if k in self._label_index else 0.0 for k in self.keywords
         }
         asked = set(self.keywords)
-        events = [] if self.decide in ("ctc", "both") else [e for e in label_events if e.keyword in asked]
+        events = (
+            []
+            if self.decide in ("ctc", "both", "search")
+            else [e for e in label_events if e.keyword in asked]
+        )
+        if self.search is not None:
+            first = self.search.step
+            for hit in self.search.update(out.ctc_log_probs, out.label_probs()):
+                scores[hit.keyword] = max(scores[hit.keyword], hit.score)
+                events.append(
+                    Detection(hit.keyword, float(out.ready_seconds[hit.step - first]), hit.score, hit.step)
+                )
         if self.ctc is not None:
             first = self.ctc.step
             for hit in self.ctc.update(out.ctc_log_probs):

@@ -89,13 +89,13 @@ def test_the_models_per_keyword_thresholds_decide_unless_one_threshold_is_given(
             ) == {0.4}
 
 
-@pytest.mark.parametrize("decide", ["ctc", "both", "either"])
+@pytest.mark.parametrize("decide", ["ctc", "both", "either", "search"])
 def test_the_ctc_path_hears_the_commands_alike_from_both_backends_and_any_block_size(
     speech, onnx_file, decide
 ):
     """Trained command words decided by the CTC keyword path (alone, confirmed by the label head, or with
-    it), and a word the model was never trained on as a command, spelled: the same events however the
-    audio is cut and whichever backend runs the step."""
+    it) or by the beam search over the CTC head: the same events however the audio is cut and whichever
+    backend runs the step."""
     reference = [(d.keyword, d.step) for d in spot(_blocks(speech, 1600), decide=decide)]
     assert [k for k, _ in reference] == ["yes", "left"]
     for size in (517, speech.size):
