@@ -15,7 +15,8 @@ edge where forced alignment would and moves every edge to where the word's speec
 Word score: the geometric mean, over the word's letters, of each letter's best posterior among its steps.
 A lexicon word forced onto audio that spells something else has letters the model did not hear, so its score
 is low; words scoring under `min_word_score` are reported as `UNK_WORD`, which lets speech outside the lexicon
-through instead of forcing every sound into a command.
+through instead of forcing every sound into a command. Given the label head's posteriors (`LabelHead`), a word
+the head knows scores the geometric mean of that and the head's posterior of it.
 
 Filler words (`filler_words`: English's most frequent words) compete with the lexicon in the search, so that
 "wait for me" is spelled as the three words it is rather than forced into "four"; they are searched but
