@@ -215,6 +215,11 @@ def filler_words(count: int = FILLER_WORDS, exclude: tuple[str, ...] = ()) -> tu
     )
 
 
+def with_fillers(lexicon: Sequence[str], fillers: int = FILLER_WORDS) -> tuple[str, ...]:
+    """What a search spells: the `lexicon`'s words among English's `fillers` most frequent (`filler_words`)."""
+    return tuple(sorted(set(lexicon) | set(filler_words(fillers, tuple(lexicon)))))
+
+
 @functools.lru_cache(maxsize=8)
 def _flashlight_decoder(
     lexicon: tuple[str, ...], beam: int, beam_threshold: float, word_score: float, sil_score: float

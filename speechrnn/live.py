@@ -139,12 +139,10 @@ class KeywordListener:
         self.spotter = KeywordSpotter(
             labels, self.recognizer.step_seconds, config, {**table.get("label", {}), **(thresholds or {})}
         )
-        ctc_words = spelled + ([] if decide in ("label", "search") else label_words)
+        ctc_decides = decide not in ("label", "search")  # trained words too (`both`: confirmed)
+        ctc_words = spelled + (label_words if ctc_decides else [])
         ctc_config = ctc_config or KeywordConfig()
-        if threshold is not None and decide not in (
-            "label",
-            "search",
-        ):  # the CTC path decides (`both`: confirmed)
+        if threshold is not None and ctc_decides:
             ctc_config = dataclasses.replace(ctc_config, threshold=threshold)
         self.search = None
         if decide == "search" and label_words:

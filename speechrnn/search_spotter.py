@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .config import SearchConfig
-from .decoding import UNK_WORD, DecodingOptions, LabelHead, beam_search, filler_words, make_lexicon
+from .decoding import UNK_WORD, DecodingOptions, LabelHead, beam_search, make_lexicon, with_fillers
 from .errors import SpeechRNNError
 from .kws import KeywordHit
 from .vocab import VOCAB
@@ -58,7 +58,7 @@ class SearchSpotter:
             raise SpeechRNNError(
                 f"expected keyword thresholds in (0, 1], got {sorted(self.thresholds.values())}"
             )
-        self.lexicon = tuple(sorted(set(lexicon) | set(filler_words(config.fillers, lexicon))))
+        self.lexicon, self.report = with_fillers(lexicon, config.fillers), frozenset(lexicon)
         self.head = LabelHead(tuple(labels), window)
         self.options = DecodingOptions(beam=config.beam, min_word_score=0.0)
         self.step_seconds = step_seconds
@@ -99,7 +99,7 @@ class SearchSpotter:
             self.options,
             self.step_seconds,
             offset=first,
-            report=frozenset(self.keywords),
+            report=self.report,
             head=self.head,
             label_probs=self.probs,
         )

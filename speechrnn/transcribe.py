@@ -48,9 +48,9 @@ from .decoding import (
     Word,
     beam_search,
     decode_stream,
-    filler_words,
     make_lexicon,
     step_energy,
+    with_fillers,
     words_to_text,
 )
 from .errors import SpeechRNNError
@@ -178,7 +178,7 @@ def _settings(
     lexicon = default_lexicon(model) if words is None else make_lexicon(words)
     return _Settings(
         decoding=DecodingOptions(beam=beam, min_word_score=min_word_score),
-        lexicon=tuple(sorted(set(lexicon) | set(filler_words(fillers, lexicon)))),
+        lexicon=with_fillers(lexicon, fillers),
         report=frozenset(lexicon),
         head=label_head(model),
         batch_size=batch_size,
