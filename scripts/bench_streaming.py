@@ -465,7 +465,11 @@ def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) ->
             k: getattr(chosen, k) for k in ("threshold", "smooth_ms", "min_ms", "refractory_ms", "onset_ms")
         }
         | ({"per_keyword_thresholds": table} if table else {})
-        | ({} if args.decide == "label" else {"threshold": args.threshold or f"{args.decide}'s default"}),
+        | (
+            {}
+            if args.decide == "label"
+            else {"threshold": args.threshold, "threshold_is_the_decision_default": args.threshold is None}
+        ),
         **result,
         "non_command": fa,
         "threshold_sweep": sweep,

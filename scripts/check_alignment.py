@@ -31,12 +31,20 @@ ROOT = Path(__file__).resolve().parents[1]
 VOICES = ("rab_diphone", "don_diphone", "ked_diphone", "kal_diphone")  # kal is a test voice of the corpus
 
 
-def agreement(aligner: Aligner, voice: str, texts: list[str]) -> dict:
-    """The aligner's times of every word against festival's plan."""
-    starts, ends = [], []
+def said(voice: str, texts: list[str]) -> list[tuple[str, np.ndarray, list[dict]]]:
+    """Each text as festival's `voice` says it: `(text, 16 kHz audio, festival's planned word times)`."""
+    out = []
     for text in texts:
         audio, rate, planned = festival_words(text, voice)
-        found = aligner(resample(audio, rate), text)
+        out.append((text, resample(audio, rate), planned))
+    return out
+
+
+def agreement(aligner: Aligner, utterances: list[tuple[str, np.ndarray, list[dict]]]) -> dict:
+    """The aligner's times of every word against festival's plan."""
+    starts, ends = [], []
+    for text, audio, planned in utterances:
+        found = aligner(audio, text)
         if [w["word"] for w in planned] != text.split():
             continue  # festival read a word otherwise (it never does for these texts; kept honest)
         starts += [f["start"] - p["start"] for f, p in zip(found, planned, strict=True)]
@@ -44,12 +52,11 @@ def agreement(aligner: Aligner, voice: str, texts: list[str]) -> dict:
     return summary(starts, ends)
 
 
-def transcribed(model, voice: str, texts: list[str]) -> dict:
+def transcribed(model, utterances: list[tuple[str, np.ndarray, list[dict]]]) -> dict:
     """`transcribe`'s times of the command words it finds against festival's plan of the same words."""
     starts, ends = [], []
-    for text in texts:
-        audio, rate, planned = festival_words(text, voice)
-        words = transcribe(resample(audio, rate), model).words
+    for _, audio, planned in utterances:
+        words = transcribe(audio, model).words
         left = list(planned)
         for w in words:
             match = next(
@@ -87,19 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     aligner = Aligner(args.model)
     texts = utterance_texts(WORDS_V2, args.texts, np.random.default_rng(args.seed))
     result = {"aligner": aligner.name, "texts": len(texts), "voices": {}, "transcribe": {}}
+    voices = {voice: said(voice, texts) for voice in args.voices}  # synthesised once for both measures
     for title, key, measure in (
-        ("forced alignment, every word", "voices", lambda voice: agreement(aligner, voice, texts)),
-        (
-            "`transcribe`, the command words it finds",
-            "transcribe",
-            lambda v: transcribed(aligner.model, v, texts),
-        ),
+        ("forced alignment, every word", "voices", lambda u: agreement(aligner, u)),
+        ("`transcribe`, the command words it finds", "transcribe", lambda u: transcribed(aligner.model, u)),
     ):
         print(f"\n{title}\n")
         print("| festival voice | words | start / end median error (ms) | start / end / both within 100 ms |")
         print("| --- | --- | --- | --- |")
-        for voice in args.voices:
-            r = result[key][voice] = measure(voice)
+        for voice, utterances in voices.items():
+            r = result[key][voice] = measure(utterances)
             print(
                 f"| {voice} | {r['words']} | {r['start_median_ms']:+.0f} / {r['end_median_ms']:+.0f} | "
                 f"{r['start_within_100ms_pct']:.0f} / {r['end_within_100ms_pct']:.0f} / "
