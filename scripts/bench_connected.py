@@ -58,7 +58,7 @@ from det_plot import det_plot
 
 from speechrnn.audio import SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import default_model_path, load_model
-from speechrnn.config import FILLER_WORDS
+from speechrnn.config import FILLER_WORDS, SearchConfig
 from speechrnn.corpus import UTTERANCE
 from speechrnn.decoding import UNK_WORD, DecodingOptions
 from speechrnn.latency import LIVE
@@ -164,11 +164,18 @@ def run_pocketsphinx(clips: list[np.ndarray]) -> tuple[list[str], float]:
 
 
 def run_listen(
-    model, data: Path, records: list[dict], snr_db: float, seed: int, decisions: list[str], thresholds: list
+    model,
+    data: Path,
+    records: list[dict],
+    snr_db: float,
+    seed: int,
+    decisions: list[str],
+    thresholds: list,
+    spans: list[float] = (SearchConfig.span_ms,),
 ) -> tuple[dict[str, list], list[dict], float, float]:
     """The utterances end to end as one live stream (noise between them), through the live recogniser once
-    and a `KeywordListener` per decision rule: the detections of each, the stream's words, its seconds, and
-    the compute seconds of the recogniser and each listener."""
+    and a `KeywordListener` per decision rule (and per search span, for the search): the detections of each,
+    the stream's words, its seconds, and the compute seconds of the recogniser and each listener."""
     rng = np.random.default_rng(seed)
     noise = bench_streaming.noise_bed(data, bench_streaming.split_records(data, split_of(data, records)))
     audio, words = bench_streaming.build_stream(data, records, noise, rng, snr_db, (0.4, 1.2))
@@ -177,10 +184,11 @@ def run_listen(
     outputs = bench_streaming.step_outputs(step, audio)
     compute = time.perf_counter() - start
     detections = {}
-    for decide in decisions:
+    for name, decide, span in listen_rules(decisions, spans):
         for threshold in thresholds:
-            key = decide if threshold is None else f"{decide}, threshold {threshold:g}"
-            listener = KeywordListener(step, decide=decide, threshold=threshold)
+            key = name if threshold is None else f"{name}, threshold {threshold:g}"
+            config = SearchConfig(span_ms=span)  # read by the search only
+            listener = KeywordListener(step, decide=decide, threshold=threshold, search_config=config)
             start = time.perf_counter()
             detections[key] = [d for out in outputs for d in listener.hear(out).detections]
             detections[key + " seconds"] = time.perf_counter() - start
@@ -307,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         "--threshold", type=float, nargs="+", default=[None], help="listen's (default: each rule's own)"
     )
     parser.add_argument("--decide", nargs="+", default=[DECIDE], choices=DECISIONS, help="listen's rules")
+    parser.add_argument(
+        "--search-span-ms",
+        type=float,
+        nargs="+",
+        default=[SearchConfig.span_ms],
+        help="the stream each of the search's runs reads (--decide search)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--no-report", action="store_true", help="do not write docs/BENCHMARKS.md")
@@ -339,7 +354,14 @@ def main(argv: list[str] | None = None) -> int:
                     }
         elif name == "listen":
             found, truth, stream_s, seconds = run_listen(
-                model, args.data, records, args.snr_db, args.seed, args.decide, args.threshold
+                model,
+                args.data,
+                records,
+                args.snr_db,
+                args.seed,
+                args.decide,
+                args.threshold,
+                args.search_span_ms,
             )
             for key in (k for k in found if not k.endswith(" seconds")):
                 heard = _detections_per_utterance(records, truth, found[key])
@@ -381,13 +403,21 @@ def main(argv: list[str] | None = None) -> int:
             if args.json_out
             else ROOT / "docs" / f"det_connected{suffix}.png"
         )
-        draw(systems, args.decide, det, args.split)
+        draw(
+            systems, [name for name, _, _ in listen_rules(args.decide, args.search_span_ms)], det, args.split
+        )
     out = args.json_out or ROOT / "docs" / f"bench_connected{suffix}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result))
     if args.split == "test" and not args.no_report:
         write_section(ROOT / "docs" / "BENCHMARKS.md", markdown(result), MARKS)
     return 0
+
+
+def listen_rules(decisions: list[str], spans: list[float]) -> list[tuple[str, str, float]]:
+    """`(name, decision rule, search span)` of each listener a run compares: the search once per span."""
+    return [(f"{d} span {s:g} ms" if d == "search" and len(spans) > 1 else d, d, s)
+            for d in decisions for s in (spans if d == "search" else spans[:1])]  # fmt: skip
 
 
 def draw(systems: dict, decisions: list[str], path: Path, split: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import config
@@ -137,6 +138,8 @@ _MODEL_OPTIONS = (
     ("--layers", "layers", _number(1, config.MAX_LAYERS, integer=True), "stacked recurrent layers"),
     ("--dropout", "dropout", _number(0.0, 0.99), "dropout between layers"),
 )  # fmt: skip
+# What --init takes from its checkpoint, whatever the command line says (--dropout it takes from the line).
+_INIT_TAKES_ARCHITECTURE = {"hidden", "layers", "cell", "unidirectional"}
 # What --resume takes from this invocation (`train_run._resume`); every other setting is the run's own.
 _RESUME_TAKES = {"data", "out", "device", "workers", "threads", "max_minutes", "resume", "help"}
 
@@ -200,7 +203,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="CKPT",
         help="fine-tune: start from this checkpoint (architecture, normalisation, weights; the label head is "
-        "re-initialised if the corpus's labels differ)",
+        "re-initialised if the corpus's labels differ); a --dropout given with it replaces the checkpoint's",
     )
     p.set_defaults(func=_run_train, check=_check_train)
 
@@ -228,19 +231,30 @@ def _check_train(args: argparse.Namespace) -> None:
         raise SpeechRNNError("--init starts a new run from a checkpoint, --resume continues one: give one")
     check_run_out(args.out, resume=args.resume, overwrite=args.overwrite)
     if args.resume:
-        ignored = [a.option_strings[0] for a in args.parser._actions if a.option_strings
-                   and a.dest not in _RESUME_TAKES and getattr(args, a.dest) != a.default]  # fmt: skip
+        ignored = _given(args, lambda dest: dest not in _RESUME_TAKES)
         if ignored:
             print(f"speechrnn train: warning: --resume continues with the run's own settings; "
                   f"{', '.join(ignored)} ignored", file=sys.stderr)  # fmt: skip
+    elif args.init is not None:
+        ignored = _given(args, lambda dest: dest in _INIT_TAKES_ARCHITECTURE)
+        if ignored:
+            print(f"speechrnn train: warning: --init keeps the checkpoint's architecture; "
+                  f"{', '.join(ignored)} ignored", file=sys.stderr)  # fmt: skip
+
+
+def _given(args: argparse.Namespace, which: Callable[[str], bool]) -> list[str]:
+    """The options among `which` (by destination) given on the command line with other than their default."""
+    return [a.option_strings[0] for a in args.parser._actions
+            if a.option_strings and which(a.dest) and getattr(args, a.dest) != a.default]  # fmt: skip
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from .train import train
 
     cfg, model = _train_configs(args)
+    dropout = args.dropout if args.init is not None and _given(args, lambda dest: dest == "dropout") else None
     train(cfg, args.out, model_config=model, resume=args.resume, init=args.init, overwrite=args.overwrite,
-          progress_bar=sys.stderr.isatty())  # fmt: skip
+          progress_bar=sys.stderr.isatty(), init_dropout=dropout)  # fmt: skip
     return 0
 
 

@@ -249,7 +249,8 @@ class SearchConfig:
     """When the search decides a keyword. Times are milliseconds of audio."""
 
     threshold: float = 0.5  # a word's score (as `transcribe` gives it) must reach this
-    span_ms: float = 1500.0  # each search reads this much of the stream, ending where it runs
+    span_ms: float = 760.0  # each search reads this much of the stream, ending where it runs (as good as
+    # 1.5 s on validation at half the compute: docs/LIVE.md)
     every_ms: float = 100.0  # a search runs each time this much more of the stream has come
     settle_ms: float = 100.0  # a word is decided this long after its last letter, once its end is sure
     beam: int = 16

@@ -73,40 +73,44 @@ class SearchSpotter:
 
     def reset(self) -> None:
         """Forget the stream."""
-        self.log_probs = np.zeros((0, len(VOCAB)), np.float32)  # the last `span` steps
+        self.log_probs = np.zeros((0, len(VOCAB)), np.float32)  # the steps the next search may reach back to
         self.probs = np.zeros((0, len(self.head.labels)), np.float32)
         self.step = 0  # steps seen
 
     def update(self, log_probs: np.ndarray, label_probs: np.ndarray) -> list[KeywordHit]:
         """Feed the next steps: `(steps, n_vocab)` CTC log-probabilities and `(steps, n_labels)` posteriors of
         the label head's window ending at each step. Returns the keywords decided in them."""
-        hits: list[KeywordHit] = []
         lp, probs = np.asarray(log_probs, np.float32), np.asarray(label_probs, np.float32)
-        keep = self.span - 1
-        for k in range(lp.shape[0]):  # one step at a time: searches end at the same steps for any chunking
-            self.log_probs = np.concatenate([self.log_probs[len(self.log_probs) - keep :], lp[k : k + 1]])
-            self.probs = np.concatenate([self.probs[len(self.probs) - keep :], probs[k : k + 1]])
-            self.step += 1
-            if self.step % self.every == 0:
-                hits += self._search()
+        self.log_probs = np.concatenate([self.log_probs, lp])
+        self.probs = np.concatenate([self.probs, probs])
+        seen, self.step = self.step, self.step + lp.shape[0]
+        hits: list[KeywordHit] = []
+        # Searches end at multiples of `every` steps into the stream, for any chunking.
+        for end in range((seen // self.every + 1) * self.every, self.step + 1, self.every):
+            hits += self._search(end)
+        keep = min(self.span - 1, len(self.log_probs))  # what the next chunk's searches may reach back to
+        self.log_probs = self.log_probs[len(self.log_probs) - keep :]
+        self.probs = self.probs[len(self.probs) - keep :]
         return hits
 
-    def _search(self) -> list[KeywordHit]:
-        first = self.step - len(self.log_probs)
+    def _search(self, end: int) -> list[KeywordHit]:
+        """The search over the `span` steps before stream step `end`, and the words it decides."""
+        stop = end - (self.step - len(self.log_probs))  # `end` as an index into the buffer
+        begin = max(0, stop - self.span)
         words = beam_search(
-            self.log_probs,
+            self.log_probs[begin:stop],
             self.lexicon,
             self.options,
             self.step_seconds,
-            offset=first,
+            offset=end - (stop - begin),
             report=self.report,
             head=self.head,
-            label_probs=self.probs,
+            label_probs=self.probs[begin:stop],
         )
         hits = []
         for w in words:
-            end = round(w.end / self.step_seconds)  # one step after the word's last letter
-            new = self.step - self.settle - self.every < end <= self.step - self.settle
+            last = round(w.end / self.step_seconds)  # one step after the word's last letter
+            new = end - self.settle - self.every < last <= end - self.settle
             if w.word != UNK_WORD and new and w.score >= self.thresholds[w.word]:
-                hits.append(KeywordHit(w.word, self.step - 1, w.score, round(w.start / self.step_seconds)))
+                hits.append(KeywordHit(w.word, end - 1, w.score, round(w.start / self.step_seconds)))
         return hits

@@ -217,16 +217,23 @@ def _stream_loss(core: Recognizer, out, spans: tuple, rows: list[int]) -> torch.
     )
 
 
-def _warm_start(init: str | os.PathLike, labels: tuple[str, ...], seed: int) -> Recognizer:
-    """A model with `init`'s weights and normalisation; its label head is kept only if the labels agree."""
+def _warm_start(
+    init: str | os.PathLike, labels: tuple[str, ...], seed: int, dropout: float | None = None
+) -> Recognizer:
+    """A model with `init`'s weights and normalisation; its label head is kept only if the labels agree.
+    `dropout` replaces the checkpoint's (a setting of training, not of the architecture); None keeps it."""
     base = model_from_checkpoint(read_checkpoint(init), str(init))
     base.thresholds = {}  # calibrated for the weights training will change
-    if tuple(base.labels) == tuple(labels):
+    same = tuple(base.labels) == tuple(labels)
+    if same and dropout in (None, base.config.dropout):
         return base
     torch.manual_seed(seed)
-    model = Recognizer(replace(base.config, n_labels=len(labels)), labels, base.features)
-    state = {k: v for k, v in base.state_dict().items() if not k.startswith("label_head.")}
-    model.load_state_dict(state, strict=False)
+    config = replace(
+        base.config, n_labels=len(labels), dropout=base.config.dropout if dropout is None else dropout
+    )
+    model = Recognizer(config, labels, base.features)
+    state = {k: v for k, v in base.state_dict().items() if same or not k.startswith("label_head.")}
+    model.load_state_dict(state, strict=same)
     return model
 
 
@@ -239,6 +246,7 @@ def train(
     init: str | os.PathLike | None = None,
     progress_bar: bool = True,
     overwrite: bool = False,
+    init_dropout: float | None = None,
 ) -> Path:
     """Train a model and write the best checkpoint to `out` (plus `<out>.last.pt`, metrics and curves).
 
@@ -257,6 +265,7 @@ def train(
         progress_bar: show a tqdm bar per epoch.
         overwrite: where a run is at `out` already, delete its files and start a new one (without this
             or `resume`, an existing run is refused).
+        init_dropout: with `init`, the dropout to train with in place of the checkpoint's; None keeps it.
 
     Returns:
         The path of the best checkpoint.
@@ -279,7 +288,7 @@ def train(
         cfg, progress, model, optimizer_state = _resume(files.last, cfg)
     data = _make_data(cfg)
     if model is None:
-        model = _new_model(cfg, data, model_config, features, init)
+        model = _new_model(cfg, data, model_config, features, init, init_dropout)
     elif tuple(model.labels) != tuple(data.train.labels):
         raise SpeechRNNError(f"{files.last}: its labels differ from the corpus's {cfg.task!r} task labels")
     model.to(device)
@@ -441,11 +450,12 @@ def _new_model(
     model_config: ModelConfig | None,
     features: FeatureConfig | None,
     init: str | os.PathLike | None,
+    init_dropout: float | None = None,
 ) -> Recognizer:
     """Weights to start from: `init`'s (fine-tuning), or fresh ones with statistics from the corpus."""
     labels = data.train.labels
     if init is not None:
-        return _warm_start(init, labels, cfg.seed).train()
+        return _warm_start(init, labels, cfg.seed, init_dropout).train()
     mc = replace(model_config or ModelConfig(n_labels=len(labels)), n_labels=len(labels))
     torch.manual_seed(cfg.seed)
     model = Recognizer(mc, labels, features or FeatureConfig(n_mfcc=mc.n_input))

@@ -182,6 +182,22 @@ def test_resume_warns_of_the_settings_it_ignores(sandbox, tmp_path):
     assert "--lr, --hidden ignored" in err and "--workers" not in err
 
 
+def test_init_warns_of_the_architecture_it_ignores_and_takes_dropout(sandbox, tmp_path, monkeypatch):
+    base = tmp_path / "base.pt"
+    base.write_bytes(b"a checkpoint")
+    argv = ["train", "--data", str(sandbox / "folder"), "--out", str(tmp_path / "m.pt"), "--init", str(base)]
+    code, _, err = run([*argv, "--hidden", "32", "--layers", "2", "--dropout", "0.0", "--lr", "0.1"])
+    assert code == 0
+    assert "--init keeps the checkpoint's architecture; --hidden, --layers ignored" in err
+    assert "--dropout" not in err and "--lr" not in err
+    assert "ignored" not in run(argv)[2]
+    told = []
+    monkeypatch.setattr("speechrnn.train.train", lambda *a, **kw: told.append(kw["init_dropout"]))
+    for extra in (["--dropout", "0.05"], []):
+        run([*argv, *extra], check_only=False)
+    assert told == [0.05, None]  # only a dropout given replaces the checkpoint's
+
+
 # ------------------------------------------------------------------- crashes before the work
 
 

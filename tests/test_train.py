@@ -224,7 +224,7 @@ def test_init_fine_tunes_from_a_checkpoint(fake_corpus, tmp_path):
     """--init keeps the encoder, heads and normalisation; a different label set gets a fresh label head."""
     base_labels = ("_silence_", "_unknown_", "cat", "dog")
     torch.manual_seed(5)
-    base = Recognizer(replace(TINY, n_labels=4), base_labels)
+    base = Recognizer(replace(TINY, n_labels=4, dropout=0.2), base_labels)
     base.set_normalization(torch.full((40,), 2.0), torch.full((40,), 3.0))
     base.thresholds = {"label": {"cat": 0.9}}  # calibrated for the base's weights, not the tuned ones
     save_checkpoint(tmp_path / "base.pt", base)
@@ -237,6 +237,14 @@ def test_init_fine_tunes_from_a_checkpoint(fake_corpus, tmp_path):
     for name, value in base.state_dict().items():
         if not name.startswith("label_head."):
             torch.testing.assert_close(tuned.state_dict()[name], value, atol=1e-6, rtol=1e-5, msg=name)
+    # Dropout is training's to choose: a fine-tune may train with less than its checkpoint, all else kept.
+    again = tmp_path / "again.pt"
+    train(_cfg(fake_corpus, epochs=1, limit_batches=1, lr=1e-9, warmup_steps=1), again, init=out, progress_bar=False,
+          init_dropout=0.0)  # fmt: skip
+    undropped = load_model(again)
+    assert undropped.config.dropout == 0.0 and tuned.config.dropout == 0.2  # the checkpoint's, unless told
+    for name, value in tuned.state_dict().items():  # the label head too: the labels agree
+        torch.testing.assert_close(undropped.state_dict()[name], value, atol=1e-6, rtol=1e-5, msg=name)
 
 
 def test_epoch_batches_bucket_long_items_and_share_ranks_evenly():
