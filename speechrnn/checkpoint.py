@@ -188,6 +188,11 @@ def load_model(path: str | os.PathLike | None = None, device: str | torch.device
     return model_from_checkpoint(read_checkpoint(path), str(path)).to(device)
 
 
+def _unlearned(setting):
+    """A checkpoint setting as averaging compares it: dropout is training's, not the architecture's."""
+    return {k: v for k, v in setting.items() if k != "dropout"} if isinstance(setting, dict) else setting
+
+
 def average_checkpoints(paths: Sequence[str | os.PathLike]) -> Recognizer:
     """The uniform average of the weights of several checkpoints of one model (a "model soup", or
     stochastic weight averaging when they are snapshots along one training run).
@@ -205,7 +210,7 @@ def average_checkpoints(paths: Sequence[str | os.PathLike]) -> Recognizer:
     for path in paths[1:]:
         ckpt = read_checkpoint(path)
         for key in ("model_config", "feature_config", "labels"):
-            if ckpt[key] != first[key]:
+            if _unlearned(ckpt[key]) != _unlearned(first[key]):
                 raise SpeechRNNError(f"{path}: its {key} differs from {paths[0]}'s; only one model averages")
         for name in buffers:
             if not torch.equal(ckpt["model"][name], first["model"][name]):

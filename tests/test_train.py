@@ -118,6 +118,14 @@ def test_average_checkpoints_means_the_weights_and_refuses_other_models(tmp_path
     save_checkpoint(tmp_path / "other.pt", Recognizer(replace(TINY, n_labels=2), ("a", "b")))
     with pytest.raises(SpeechRNNError, match="model_config differs"):
         average_checkpoints([paths[0], tmp_path / "other.pt"])
+    undropped = Recognizer(
+        replace(TINY, n_labels=3, dropout=0.3), ("a", "b", "c")
+    )  # a fine-tune's own dropout
+    undropped.load_state_dict(models[1].state_dict())
+    save_checkpoint(tmp_path / "undropped.pt", undropped)
+    torch.testing.assert_close(
+        average_checkpoints([paths[1], tmp_path / "undropped.pt"]).state_dict(), models[1].state_dict()
+    )
     models[0].feat_std.mul_(2)
     save_checkpoint(tmp_path / "renormed.pt", models[0])
     with pytest.raises(SpeechRNNError, match="feat_std differs"):
