@@ -183,9 +183,10 @@ def shrink(chosen: dict[str, float], single: float, weight: float) -> dict[str, 
     return {k: min(GRID, key=lambda g: abs(g - (single + weight * (t - single)))) for k, t in chosen.items()}
 
 
-def halves(swept: dict) -> tuple[set[str], set[str]]:
-    """The speakers in two halves, by a hash of their ids (the same for every model)."""
-    speakers = sorted({speaker for evs in swept.values() for _, speaker, _ in evs})
+def halves(*swept: dict) -> tuple[set[str], set[str]]:
+    """The speakers of any of `swept`'s events in two halves, by a hash of their ids (the same for every
+    model and decision)."""
+    speakers = sorted({speaker for one in swept for evs in one.values() for _, speaker, _ in evs})
     first = {s for s in speakers if hashlib.blake2b(s.encode(), digest_size=2).digest()[0] % 2 == 0}
     return first, set(speakers) - first
 
@@ -195,7 +196,7 @@ def cross_validate(
 ) -> dict:
     """Per shrink weight: words found and false alarms on held-out voices, summed over both halves, of a
     table fitted on the other half; and of `budget_single` for `budget_swept`, the budget the table must keep."""
-    first, second = halves(swept)
+    first, second = halves(swept, budget_swept)  # a voice with budget events only is in a half too
     result = {f"{w:g}": [0, 0] for w in WEIGHTS} | {"budget": [0, 0]}
     for fit_on, held in ((first, second), (second, first)):
         fit, test = tally(swept, fit_on), tally(swept, held)
