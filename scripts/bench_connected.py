@@ -171,7 +171,7 @@ def run_listen(
     seed: int,
     decisions: list[str],
     thresholds: list,
-    spans: list[float] = (SearchConfig.span_ms,),
+    spans: tuple[float, ...] | list[float] = (SearchConfig.span_ms,),
 ) -> tuple[dict[str, list], list[dict], float, float]:
     """The utterances end to end as one live stream (noise between them), through the live recogniser once
     and a `KeywordListener` per decision rule (and per search span, for the search): the detections of each,
