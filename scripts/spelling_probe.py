@@ -31,11 +31,11 @@ import torch
 from spelling import draw, rates, transcripts, utterances_by_split
 
 from speechrnn.augment import AugmentConfig
-from speechrnn.checkpoint import load_model, save_checkpoint
+from speechrnn.checkpoint import check_writable, load_model, save_checkpoint
+from speechrnn.errors import SpeechRNNError
 from speechrnn.feature_augment import spec_augment
-from speechrnn.speechcommands import SpeechCommandsDataset
+from speechrnn.speechcommands import SpeechCommandsDataset, collate
 from speechrnn.utterances import KIND_SHARES, kind_of
-from speechrnn.vocab import encode
 from speechrnn.words import SILENCE, UNKNOWN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.lr <= 0:
         parser.error("--steps must be at least 1 and --lr positive")
+    try:
+        if args.save is not None:
+            check_writable(args.save)  # before the training, not after it
+    except SpeechRNNError as e:
+        parser.error(str(e))
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     model = load_model(args.model)
@@ -108,20 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     model.train()
     losses, t0 = [], time.monotonic()
     for step in range(1, args.steps + 1):
-        examples = [dataset[items[i]] for i in rng.permutation(len(items))[:BATCH]]
-        lengths = torch.tensor([e.audio.numel() for e in examples])
-        audio = torch.zeros(len(examples), int(lengths.max()))
-        for row, e in enumerate(examples):
-            audio[row, : e.audio.numel()] = e.audio
-        feats, frames = model.featurize(audio, lengths)
+        batch = collate([dataset[items[i]] for i in rng.permutation(len(items))[:BATCH]])
+        feats, frames = model.featurize(batch.audio, batch.audio_lengths)
         if args.augment:
             feats = spec_augment(feats, frames, generator)
         out, _ = model(feats, frames)
-        targets = [encode(e.text) for e in examples]
         loss = torch.nn.functional.ctc_loss(
-            out.ctc_log_probs.transpose(0, 1), torch.cat(targets), out.lengths,
-            torch.tensor([t.numel() for t in targets]), zero_infinity=True,
-        )  # fmt: skip
+            out.ctc_log_probs.transpose(0, 1),
+            batch.targets,
+            out.lengths,
+            batch.target_lengths,
+            zero_infinity=True,
+        )
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
