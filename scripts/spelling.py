@@ -9,7 +9,8 @@ the training split and the validation split. The test split is never read.
 
 What it tells: when the training voices' prose is spelled about as badly as the held-out voices', the model
 underfits (too small, or trained badly: `spelling_probe.py` tells which), and more of the same material
-will not help it; when the training voices are spelled much better, it is the voices it lacks. Writes docs/spelling.json.
+will not help it; when the training voices are spelled much better, it is the voices it lacks. Writes
+docs/spelling.json.
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
 #!/usr/bin/env python
 """Can the model learn to spell one kind of utterance? A short CTC-only fine-tune that tells.
 
-    .venv/bin/python scripts/spelling_probe.py --data data/synth-default --kind digits [--steps 400]
-        [--lr 1e-3] [--augment] [--model CKPT]
+    .venv/bin/python scripts/spelling_probe.py --data data/synth-default --kind {digits,...,all}
+        [--steps 400] [--lr 1e-3] [--augment] [--model CKPT] [--save CKPT]
 
 A copy of the model is trained with the CTC loss alone, full context, on the training split's utterances of
-one kind (`utterances.kind_of`), in batches of 32 drawn at random, for a fixed number of steps (not
-minutes: on a shared machine the same minutes hold very different amounts of training). Before and after, the
-greedy transcript's character and word error rates on 150 of those training utterances and on the
-validation voices' utterances of the same kind (clean; `spelling.py` does the decoding). The probe is a
-diagnosis, not a recipe: it does not train the label head, and says nothing of what the fine-tune costs
-it unless the weights are kept (`--save`) and measured with `speechrnn eval` and `bench_connected.py`.
+one kind (`utterances.kind_of`) or of all kinds, in batches of 32 drawn at random, for a fixed number of
+steps (not minutes: on a shared machine the same minutes hold very different amounts of training). Before
+and after, the greedy transcript's character and word error rates per kind, on 150 utterances of the kind
+(75 of each with `all`) from the training voices and as many from the validation voices (clean;
+`spelling.py` does the decoding). The probe is a diagnosis, not a recipe: it does not train the label head,
+and says nothing of what the fine-tune costs it unless the weights are kept (`--save`) and measured with
+`speechrnn eval` and `bench_connected.py`.
 
 What it tells: if a few minutes of this move the validation voices' error rates a long way, the model has
 the capacity to spell that material and the training recipe, not the model's size, is what holds it.
