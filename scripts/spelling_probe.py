@@ -33,6 +33,7 @@ from spelling import draw, rates, transcripts, utterances_by_split
 
 from speechrnn.augment import AugmentConfig
 from speechrnn.checkpoint import check_writable, load_model, save_checkpoint
+from speechrnn.config import TrainConfig
 from speechrnn.errors import SpeechRNNError
 from speechrnn.feature_augment import spec_augment
 from speechrnn.speechcommands import SpeechCommandsDataset, collate
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"spelling_probe: {len(train)} {args.kind} utterances; before {before}", file=sys.stderr, flush=True
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=TrainConfig.weight_decay)
     generator = torch.Generator().manual_seed(args.seed)
     model.train()
     losses, t0 = [], time.monotonic()
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), TrainConfig.clip_grad)
         optimizer.step()
         losses.append(loss.item())
         if step % 50 == 0:
