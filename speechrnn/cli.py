@@ -127,6 +127,10 @@ _TRAIN_OPTIONS = (
     ("--vtlp", "vtlp_prob", _PROBABILITY, "chance that a clip's formants are warped as another speaker's would be (0: never)"),
     ("--streams", "streams", _number(0, 1e7, integer=True), "training streams per epoch: clips joined end to end with "
      "the label head trained at every step as the live spotter reads it (0: isolated clips only)"),
+    ("--spell-steps", "spell_steps", _number(0, 1e7, integer=True), "first, this many steps of CTC alone on the "
+     "phrases and utterances, full context, at --spell-lr: the encoder learns to spell before the label head "
+     "joins (not counted in --epochs or --max-minutes; 0: none)"),
+    ("--spell-lr", "spell_lr", _number(0.0, 10.0, above=True), "constant learning rate of the --spell-steps"),
     ("--seed", "seed", _number(0, MAX_SEED, integer=True), "initial weights, data order and augmentation"),
     ("--workers", "workers", _number(0, MAX_WORKERS, integer=True), "data loading processes"),
     ("--threads", "threads", _number(0, 4096, integer=True), "CPU threads for the model (0: every core, shared out "

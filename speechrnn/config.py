@@ -163,6 +163,11 @@ class TrainConfig:
     vtlp_prob: float = 0.5
     vtlp_range: tuple[float, float] = (0.9, 1.1)  # the warp factor: above 1 moves formants up
     phrases: bool = True  # also train on the multi-word phrase clips (CTC only)
+    # First, this many steps of CTC alone, full context, at the constant `spell_lr`, on the training split's
+    # phrases and utterances: the joint loss starves the CTC head, which learns to spell in minutes when it
+    # trains alone (docs/connected-speech.md). 0: none.
+    spell_steps: int = 0
+    spell_lr: float = 1e-3
     streams: int = 2000  # training streams per epoch: clips end to end, label head trained as it streams
     stream_weight: float = 1.0  # weight of the streams' step-wise label loss
     val_streams: int = 300  # validation-voice streams scored every epoch (at most `streams`; none without)
@@ -186,13 +191,13 @@ class TrainConfig:
         if self.task not in TASKS:
             raise SpeechRNNError(f"task: expected one of {', '.join(TASKS)}, got {self.task!r}")
         for name, lo_, hi_ in (("epochs", 1, 1e6), ("batch_size", 1, 1e6), ("warmup_steps", 0, 1e9),
-                               ("streams", 0, 1e7), ("val_streams", 0, 1e7), ("norm_clips", 1, 1e9),
-                               ("seed", 0, MAX_SEED), ("workers", 0, MAX_WORKERS), ("threads", 0, 4096)):  # fmt: skip
+                               ("streams", 0, 1e7), ("val_streams", 0, 1e7), ("spell_steps", 0, 1e7),
+                               ("norm_clips", 1, 1e9), ("seed", 0, MAX_SEED), ("workers", 0, MAX_WORKERS), ("threads", 0, 4096)):  # fmt: skip
             check_range(name, getattr(self, name), lo_, hi_, integer=True)
         for name, lo_, hi_ in (("min_lr", 0.0, 10.0), ("weight_decay", 0.0, 10.0), ("ctc_weight", 0.0, 1e3),
                                ("full_context_prob", 0.0, 1.0), ("stream_weight", 0.0, 1e3)):  # fmt: skip
             check_range(name, getattr(self, name), lo_, hi_)
-        for name, hi_ in (("lr", 10.0), ("clip_grad", 1e12), ("save_minutes", 1e9)):
+        for name, hi_ in (("lr", 10.0), ("spell_lr", 10.0), ("clip_grad", 1e12), ("save_minutes", 1e9)):
             check_range(name, getattr(self, name), 0.0, hi_, above=True)
         if not self.chunk_steps or not all(isinstance(c, int) and c >= 1 for c in self.chunk_steps):
             raise SpeechRNNError(f"chunk_steps: expected positive whole numbers, got {self.chunk_steps}")

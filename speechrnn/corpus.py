@@ -34,6 +34,8 @@ TESTING_LIST = "testing_list.txt"
 PHRASE = "_phrase_"  # label of a phrase clip (and the class-count key of items without a class)
 SENTENCE = "_sentence_"  # label of a sentence clip
 UTTERANCE = "_utterance_"  # label of an utterance clip
+# Clips of several words: seconds long, never padded to a word's 1 s, batched apart from words.
+LONG_LABELS = (PHRASE, SENTENCE, UTTERANCE)
 CLIP_SAMPLES = SAMPLE_RATE  # word clips last 1 s; shorter ones are zero-padded to it, as TensorFlow does
 
 

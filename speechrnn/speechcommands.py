@@ -31,6 +31,7 @@ from .augment import AugmentConfig, augment, coloured_noise, noise_crop, noise_r
 from .corpus import (
     BACKGROUND_DIR,
     CLIP_SAMPLES,
+    LONG_LABELS,
     META_FILE,
     PHRASE,
     PHRASES_DIR,
@@ -412,7 +413,7 @@ class SpeechCommandsDataset(Dataset):
             text, has_text, path = "", True, f"<{SILENCE} {i - len(self._known) - self._n_unknown}>"
         else:
             audio = load_audio(clip.path)
-            if clip.label not in (PHRASE, SENTENCE, UTTERANCE) and audio.size < CLIP_SAMPLES:
+            if clip.label not in LONG_LABELS and audio.size < CLIP_SAMPLES:
                 audio = np.pad(audio, (0, CLIP_SAMPLES - audio.size))
             text, has_text, path = clip.text, clip.has_text, clip.path
         if self.augment is not None:

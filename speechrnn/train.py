@@ -36,7 +36,7 @@ from tqdm import tqdm
 from .augment import AugmentConfig
 from .checkpoint import model_from_checkpoint, read_checkpoint
 from .config import EVAL_BATCH_SIZE, ModelConfig, TrainConfig, check_device
-from .corpus import PHRASE, SENTENCE
+from .corpus import LONG_LABELS
 from .errors import SpeechRNNError
 from .evaluate import evaluate_model
 from .feature_augment import random_vocal_tract_warp, spec_augment
@@ -206,6 +206,64 @@ def compute_loss(
     return total, losses
 
 
+def _spell(
+    net: nn.Module,
+    data: _Data,
+    cfg: TrainConfig,
+    progress: Progress,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    rank: int,
+    world: int,
+    progress_bar: bool,
+) -> None:
+    """The spelling phase: the steps of `cfg.spell_steps` not yet done, CTC alone, full context, at the
+    constant `cfg.spell_lr`, on random batches of the training split's phrases and utterances (the items
+    without a class label), half a batch each as they are seconds long. Counts its steps in
+    `progress.spelled`, so that an interrupted phase resumes where it stopped."""
+    pool = [i for i in range(len(data.train)) if data.train.entry(i)[1] < 0]
+    if not pool:
+        raise SpeechRNNError(
+            f"{cfg.data}: the spelling phase needs phrases or utterances; the training split has none"
+        )
+    size = min(max(1, cfg.batch_size // 2), len(pool))
+    per_pass = len(pool) // size
+
+    def batch_of(k: int) -> list[int]:  # the k-th batch over all ranks: passes of fresh permutations
+        order = torch.randperm(
+            len(pool), generator=torch.Generator().manual_seed(_seed_for(cfg.seed, k // per_pass, 13))
+        )
+        return [pool[j] for j in order[(k % per_pass) * size : (k % per_pass + 1) * size].tolist()]
+
+    steps = range(progress.spelled, cfg.spell_steps)
+    data.set_epoch(progress.epoch)
+    loader = DataLoader(data.train, batch_sampler=[batch_of(s * world + rank) for s in steps], collate_fn=collate,
+                        num_workers=cfg.workers, pin_memory=device.type == "cuda")  # fmt: skip
+    phase = replace(cfg, full_context_prob=1.0, ctc_weight=1.0, stream_weight=0.0)
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.spell_lr
+    net.train()
+    losses = []
+    with tqdm(total=cfg.spell_steps, initial=progress.spelled, desc="spelling", unit="batch", dynamic_ncols=True,
+              disable=not progress_bar or rank != 0) as bar:  # fmt: skip
+        for batch in loader:
+            torch.manual_seed(_seed_for(cfg.seed, progress.spelled, 17))  # dropout masks
+            # Negative step numbers: masks and warps other than those of the recipe's steps.
+            loss, parts = compute_loss(net, batch.to(device), phase, -1 - progress.spelled, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if torch.isfinite(nn.utils.clip_grad_norm_(net.parameters(), cfg.clip_grad)):
+                optimizer.step()
+            progress.spelled += 1
+            losses.append(parts.get("ctc", float("nan")))
+            bar.set_postfix(ctc=f"{losses[-1]:.3f}")
+            bar.update(1)
+    if rank == 0 and losses:
+        n = max(1, min(50, len(losses) // 4))
+        print(f"spelling phase: {progress.spelled} CTC steps on {len(pool)} phrases and utterances, CTC loss "
+              f"{sum(losses[:n]) / n:.3f} -> {sum(losses[-n:]) / n:.3f}", flush=True)  # fmt: skip
+
+
 def _stream_loss(core: Recognizer, out, spans: tuple, rows: list[int]) -> torch.Tensor | None:
     """Cross-entropy of the label head pooled over the window ending at each step of the training streams
     `rows`, against `streams.step_targets`; None when every step is without a target."""
@@ -315,11 +373,16 @@ def train(
             flush=True,
         )
 
-    # 2. Epochs: the step loop, then validation and the saves.
+    # 2. The spelling phase, then epochs: the step loop, validation and the saves.
     start_time = time.monotonic() - progress.seconds
     last_save = time.monotonic()
     interrupted = out_of_time = False
     try:
+        if progress.spelled < cfg.spell_steps:
+            _spell(net, data, cfg, progress, optimizer, device, rank, world, progress_bar)
+            if rank == 0:
+                _save(files.last, model, cfg, progress, optimizer)
+            start_time = last_save = time.monotonic()  # --max-minutes is the budget of what follows
         while progress.epoch < cfg.epochs and not out_of_time:
             epoch = progress.epoch
             data.set_epoch(epoch)
@@ -382,7 +445,8 @@ def train(
     except KeyboardInterrupt:
         interrupted = True
         if rank == 0:
-            progress.seconds = time.monotonic() - start_time
+            if progress.spelled >= cfg.spell_steps:
+                progress.seconds = time.monotonic() - start_time
             _save(files.last, model, cfg, progress, optimizer)
             print(f"stopped: saved training state to {files.last}; continue with --resume", flush=True)
     finally:
@@ -438,7 +502,7 @@ def _make_data(cfg: TrainConfig) -> _Data:
         )
         val_words = ConcatDataset([val_words, val_streams])
     long = [
-        (clip is not None and clip.label in (PHRASE, SENTENCE))
+        (clip is not None and clip.label in LONG_LABELS)
         for clip, _ in map(train_set.entry, range(len(train_set)))
     ] + [True] * (len(streams) if streams is not None else 0)
     return _Data(train_set, streams, val, val_words, long)

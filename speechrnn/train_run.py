@@ -33,7 +33,8 @@ class Progress:
 
     epoch: int = 0  # current epoch (0-based)
     batch: int = 0  # batches of the current epoch already done
-    step: int = 0  # optimiser steps done in total
+    step: int = 0  # optimiser steps done in total, after the spelling phase
+    spelled: int = 0  # steps of the spelling phase done (`TrainConfig.spell_steps`)
     best: float = -1.0  # best validation accuracy so far
     seconds: float = 0.0  # training wall time so far
     history: list = field(default_factory=list)  # one dict of metrics per finished epoch

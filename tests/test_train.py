@@ -166,6 +166,62 @@ def test_resume_continues_exactly(fake_corpus, tmp_path, monkeypatch):
     assert a["train"]["progress"]["step"] == b["train"]["progress"]["step"]
 
 
+def test_the_spelling_phase_trains_ctc_alone_and_resumes_where_it_stopped(
+    fake_corpus, tmp_path, monkeypatch, capsys
+):
+    # A learning rate of ~0 after the phase: what moved, the phase moved.
+    cfg = _cfg(fake_corpus, epochs=1, limit_batches=1, lr=1e-9, warmup_steps=1, spell_steps=4, spell_lr=1e-2,
+               weight_decay=0.0)  # fmt: skip
+    torch.manual_seed(3)
+    base = Recognizer(replace(TINY, n_labels=12), SpeechCommandsDataset(fake_corpus, "train", "12").labels)
+    save_checkpoint(tmp_path / "base.pt", base)
+    seen = []
+    real_loss = train_module.compute_loss
+
+    def spy(model, batch, cfg, step, device):
+        seen.append((step, bool((batch.labels >= 0).any()), cfg.full_context_prob))
+        return real_loss(model, batch, cfg, step, device)
+
+    monkeypatch.setattr(train_module, "compute_loss", spy)
+    train(cfg, tmp_path / "a" / "m.pt", init=tmp_path / "base.pt", progress_bar=False)
+    assert "spelling phase: 4 CTC steps" in capsys.readouterr().out
+    phase = [s for s in seen if s[0] < 0]
+    assert len(phase) == 4 and not any(labelled for _, labelled, _ in phase)  # phrases and utterances only
+    assert {p for _, _, p in phase} == {1.0}  # full context
+    tuned = read_checkpoint(tmp_path / "a" / "m.last.pt")
+    assert tuned["train"]["progress"]["spelled"] == 4 and tuned["train"]["progress"]["step"] == 1
+    moved = {k: (tuned["model"][k] - v).abs().max().item() for k, v in base.state_dict().items()}
+    assert moved["ctc_head.weight"] > 1e-3 and moved["label_head.weight"] < 1e-6  # no label loss in the phase
+
+    # Ctrl-C in the phase's third step: the two done are saved, and --resume does the other two.
+    def interrupt_third(model, batch, cfg, step, device):
+        if step == -3:
+            raise KeyboardInterrupt
+        return real_loss(model, batch, cfg, step, device)
+
+    monkeypatch.setattr(train_module, "compute_loss", interrupt_third)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "b" / "m.pt", init=tmp_path / "base.pt", progress_bar=False)
+    stopped = read_checkpoint(tmp_path / "b" / "m.last.pt")["train"]["progress"]
+    assert (stopped["spelled"], stopped["step"], stopped["seconds"]) == (2, 0, 0.0)
+    monkeypatch.setattr(train_module, "compute_loss", real_loss)
+    train(cfg, tmp_path / "b" / "m.pt", resume=True, progress_bar=False)
+    resumed = read_checkpoint(tmp_path / "b" / "m.last.pt")
+    assert resumed["train"]["progress"]["spelled"] == 4
+    for k, v in tuned["model"].items():
+        torch.testing.assert_close(resumed["model"][k], v, atol=1e-5, rtol=1e-4, msg=k)
+
+
+def test_phrases_and_utterances_are_batched_apart_from_words(fake_corpus):
+    data = train_module._make_data(_cfg(fake_corpus))
+    kinds = [
+        clip.label if clip is not None else None for clip, _ in map(data.train.entry, range(len(data.train)))
+    ]
+    assert {"_phrase_", "_utterance_"} <= set(kinds)
+    assert data.long[: len(kinds)] == [k in ("_phrase_", "_sentence_", "_utterance_") for k in kinds]
+    assert all(data.long[len(kinds) :])  # the streams
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
