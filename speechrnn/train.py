@@ -258,6 +258,9 @@ def _spell(
             losses.append(parts.get("ctc", float("nan")))
             bar.set_postfix(ctc=f"{losses[-1]:.3f}")
             bar.update(1)
+            if rank == 0 and bar.disable and progress.spelled % 50 == 0:  # a log, not a terminal
+                print(f"spelling: step {progress.spelled}/{cfg.spell_steps}, CTC loss "
+                      f"{sum(losses[-50:]) / len(losses[-50:]):.3f}", flush=True)  # fmt: skip
     if rank == 0 and losses:
         n = max(1, min(50, len(losses) // 4))
         print(f"spelling phase: {progress.spelled} CTC steps on {len(pool)} phrases and utterances, CTC loss "
