@@ -29,6 +29,7 @@ from speechrnn.speechcommands import SpeechCommandsDataset
 from speechrnn.streaming import latency_steps
 from speechrnn.system import usable_cores
 
+DEFAULT_COMMAND = "scripts/train_default.sh"  # retrains the default model from scratch
 ENGINE_NAMES = {
     "piper": "Piper neural voice", "espeak": "espeak-ng", "mbrola": "MBROLA", "pico": "SVOX Pico", "rhvoice": "RHVoice",
 }  # fmt: skip
@@ -43,7 +44,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", required=True, help="trained checkpoint")
     ap.add_argument("--data", required=True, help="the corpus it was trained on (its test split is scored)")
-    ap.add_argument("--command", default="scripts/train_default.sh", help="how it was trained, for the card")
+    ap.add_argument("--command", default=None, help="how it was trained, for the card (default: the last step "
+                    "of --lineage, else scripts/train_default.sh)")  # fmt: skip
     ap.add_argument("--note", default="", help="free text for the card (hardware, caveats)")
     ap.add_argument(
         "--lineage", help="Markdown file: the model's steps as commands, the card's 'How it was made'"
@@ -64,7 +66,8 @@ def main() -> None:
     history = train.get("progress", {}).get("history", [])
     info = {
         "data": str(args.data),
-        "command": args.command,
+        "command": args.command
+        or ("the last step of the card's 'How it was made'" if args.lineage else DEFAULT_COMMAND),
         "note": args.note,
         "test_accuracy": full["accuracy"],
         "test_accuracy_streaming": stream["accuracy"],
@@ -100,6 +103,15 @@ def model_card(model, args: argparse.Namespace, info: dict, full: dict, stream: 
     lineage = Path(args.lineage).read_text().strip() + "\n\n" if args.lineage else ""
     if lineage and not lineage.startswith("## How it was made"):
         lineage = "## How it was made\n" + lineage
+    if args.command:
+        command = f"`{args.command}`"
+    else:
+        command = (
+            "the last step of [How it was made](#how-it-was-made)"
+            if lineage
+            else "`scripts/train_default.sh`"
+        )
+    note = f" ({args.note})" if args.note else ""
     cfg = model.config
     table = "".join(
         f"| per-keyword thresholds, {name} | {min(t.values()):g}-{max(t.values()):g}, calibrated on validation "
@@ -116,8 +128,8 @@ def model_card(model, args: argparse.Namespace, info: dict, full: dict, stream: 
 | labels | {len(model.labels)}: {", ".join(model.labels)} |
 | features | {model.features.n_mfcc} MFCC from {model.features.n_mels} log-mel bands, {model.features.win_ms:g} ms window, {model.features.hop_ms:g} ms hop |
 | training data | `{args.data}` built by `speechrnn synth --preset default` (synthetic voices only) |
-| training command | `{args.command}` |
-| training time | {info["training_seconds"] or 0:.0f} s, {info["epochs"]} epochs ({args.note}) |
+| training command | {command} |
+| training time | {info["training_seconds"] or 0:.0f} s, {info["epochs"]} epochs{note} |
 {table}
 {lineage}## Held-out-voice test split (voices never heard in training)
 | mode | accuracy | WER of phrases and connected utterances (greedy CTC) |
