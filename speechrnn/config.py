@@ -203,6 +203,9 @@ class TrainConfig:
             raise SpeechRNNError(f"chunk_steps: expected positive whole numbers, got {self.chunk_steps}")
         if not self.lookahead_steps or not all(isinstance(c, int) and c >= 0 for c in self.lookahead_steps):
             raise SpeechRNNError(f"lookahead_steps: expected whole numbers >= 0, got {self.lookahead_steps}")
+        if self.spell_steps and not self.phrases:
+            raise SpeechRNNError("spell_steps: the spelling phase trains on the phrases and utterances, which "
+                                 "--no-phrases leaves out")  # fmt: skip
         if self.max_minutes is not None:
             check_range("max_minutes", self.max_minutes, 0.0, 1e9, above=True)
         if self.limit_batches is not None:

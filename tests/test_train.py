@@ -338,6 +338,8 @@ def test_train_config_round_trips_and_an_older_checkpoint_trains_without_the_for
     assert TrainConfig.from_dict(old).vtlp_prob == 0.0
     with pytest.raises(SpeechRNNError, match="formant warp"):
         TrainConfig(data="x", vtlp_prob=1.5)
+    with pytest.raises(SpeechRNNError, match="spelling phase"):
+        TrainConfig(data="x", spell_steps=10, phrases=False)
 
 
 def test_train_command_passes_the_formant_warp_and_kept_epochs(monkeypatch, tmp_path):
