@@ -107,9 +107,7 @@ def model_card(model, args: argparse.Namespace, info: dict, full: dict, stream: 
         command = f"`{args.command}`"
     else:
         command = (
-            "the last step of [How it was made](#how-it-was-made)"
-            if lineage
-            else "`scripts/train_default.sh`"
+            "the last step of [How it was made](#how-it-was-made)" if lineage else f"`{DEFAULT_COMMAND}`"
         )
     note = f" ({args.note})" if args.note else ""
     cfg = model.config
