@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -216,11 +217,13 @@ def _spell(
     rank: int,
     world: int,
     progress_bar: bool,
+    save: Callable[[], None],
 ) -> None:
     """The spelling phase: the steps of `cfg.spell_steps` not yet done, CTC alone, full context, at the
     constant `cfg.spell_lr`, on random batches of the training split's phrases and utterances (the items
     without a class label), half a batch each as they are seconds long. Counts its steps in
-    `progress.spelled`, so that an interrupted phase resumes where it stopped."""
+    `progress.spelled`, so that an interrupted phase resumes where it stopped; on rank 0, calls `save`
+    every `cfg.save_minutes` and at its end."""
     pool = [i for i in range(len(data.train)) if data.train.entry(i)[1] < 0]
     if not pool:
         raise SpeechRNNError(
@@ -243,7 +246,7 @@ def _spell(
     for group in optimizer.param_groups:
         group["lr"] = cfg.spell_lr
     net.train()
-    losses = []
+    losses, last_save = [], time.monotonic()
     with tqdm(total=cfg.spell_steps, initial=progress.spelled, desc="spelling", unit="batch", dynamic_ncols=True,
               disable=not progress_bar or rank != 0) as bar:  # fmt: skip
         for batch in loader:
@@ -258,9 +261,14 @@ def _spell(
             losses.append(parts.get("ctc", float("nan")))
             bar.set_postfix(ctc=f"{losses[-1]:.3f}")
             bar.update(1)
+            if rank == 0 and time.monotonic() - last_save > cfg.save_minutes * 60:
+                save()
+                last_save = time.monotonic()
             if rank == 0 and bar.disable and progress.spelled % 50 == 0:  # a log, not a terminal
                 print(f"spelling: step {progress.spelled}/{cfg.spell_steps}, CTC loss "
                       f"{sum(losses[-50:]) / len(losses[-50:]):.3f}", flush=True)  # fmt: skip
+    if rank == 0:
+        save()
     if rank == 0 and losses:
         n = max(1, min(50, len(losses) // 4))
         print(f"spelling phase: {progress.spelled} CTC steps on {len(pool)} phrases and utterances, CTC loss "
@@ -382,9 +390,8 @@ def train(
     interrupted = out_of_time = False
     try:
         if progress.spelled < cfg.spell_steps:
-            _spell(net, data, cfg, progress, optimizer, device, rank, world, progress_bar)
-            if rank == 0:
-                _save(files.last, model, cfg, progress, optimizer)
+            _spell(net, data, cfg, progress, optimizer, device, rank, world, progress_bar,
+                   save=lambda: _save(files.last, model, cfg, progress, optimizer))  # fmt: skip
             start_time = last_save = time.monotonic()  # --max-minutes is the budget of what follows
         while progress.epoch < cfg.epochs and not out_of_time:
             epoch = progress.epoch

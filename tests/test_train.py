@@ -212,6 +212,16 @@ def test_the_spelling_phase_trains_ctc_alone_and_resumes_where_it_stopped(
         torch.testing.assert_close(resumed["model"][k], v, atol=1e-5, rtol=1e-4, msg=k)
 
 
+def test_the_spelling_phase_checkpoints_as_it_goes(fake_corpus, tmp_path, monkeypatch):
+    saved = []
+    real_save = train_module._save
+    monkeypatch.setattr(train_module, "_save", lambda path, model, cfg, progress, *a: saved.append(progress.spelled)
+                        or real_save(path, model, cfg, progress, *a))  # fmt: skip
+    cfg = _cfg(fake_corpus, epochs=1, limit_batches=1, spell_steps=3, save_minutes=1e-9)
+    train(cfg, tmp_path / "m.pt", model_config=TINY, progress_bar=False)
+    assert saved[:4] == [1, 2, 3, 3]  # after every step (a save is due each time), then at the phase's end
+
+
 def test_phrases_and_utterances_are_batched_apart_from_words(fake_corpus):
     data = train_module._make_data(_cfg(fake_corpus))
     kinds = [
