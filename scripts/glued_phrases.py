@@ -8,8 +8,7 @@ silence before and after, and the whole a faint noise floor. Every model reads t
 `scripts/bench_transcribe.py` decodes the corpus's phrases (`bench_phrases`).
 
 Usage:
-    .venv/bin/python scripts/glued_phrases.py --data data/synth-default --split validation --phrases 1500 \\
-        --model A.pt B.pt
+    .venv/bin/python scripts/glued_phrases.py --data data/synth-default --split validation --model A.pt B.pt
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from bench_transcribe import bench_phrases, read_corpus
 
 from speechrnn.audio import SAMPLE_RATE, load_audio
 from speechrnn.checkpoint import load_model
-from speechrnn.render import speech_span
+from speechrnn.render import PHRASE_EDGE_S, PHRASE_GAP_S, speech_span
 
 MARGIN = int(0.015 * SAMPLE_RATE)
 
@@ -45,14 +44,14 @@ def glue(data: Path, split: str, n: int, out: Path, seed: int = 0) -> list[dict]
     for i in range(n):
         clips = by_speaker[speakers[rng.integers(len(speakers))]]
         chosen = [clips[j] for j in rng.choice(len(clips), size=int(rng.integers(2, 5)), replace=False)]
-        pieces = [np.zeros(int(rng.uniform(0.1, 0.4) * SAMPLE_RATE))]
+        pieces = [np.zeros(int(rng.uniform(*PHRASE_EDGE_S) * SAMPLE_RATE))]
         words, pos = [], len(pieces[0])
         for k, r in enumerate(chosen):
             audio = load_audio(data / r["path"])
             s, e = speech_span(audio)
             speech = audio[max(0, s - MARGIN) : e + MARGIN]
             if k:
-                gap = np.zeros(int(rng.uniform(0.08, 0.3) * SAMPLE_RATE))
+                gap = np.zeros(int(rng.uniform(*PHRASE_GAP_S) * SAMPLE_RATE))
                 pieces.append(gap)
                 pos += len(gap)
             pieces.append(speech)
@@ -61,7 +60,7 @@ def glue(data: Path, split: str, n: int, out: Path, seed: int = 0) -> list[dict]
                 {"word": r["label"], "start": start / SAMPLE_RATE, "end": (start + e - s) / SAMPLE_RATE}
             )
             pos += len(speech)
-        pieces.append(np.zeros(int(rng.uniform(0.1, 0.4) * SAMPLE_RATE)))
+        pieces.append(np.zeros(int(rng.uniform(*PHRASE_EDGE_S) * SAMPLE_RATE)))
         phrase = np.concatenate(pieces)
         phrase = phrase + rng.standard_normal(len(phrase)) * 10 ** (-80 / 20)
         path = out / f"glued_{i:05d}.wav"
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", required=True, type=Path, help="synthetic corpus (speechrnn synth)")
     parser.add_argument("--split", default="validation", choices=["validation", "test"])
-    parser.add_argument("--phrases", type=int, default=1500)
+    parser.add_argument("--phrases", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--beam", type=int, default=32)
     parser.add_argument("--model", nargs="+", default=[None], help="checkpoints (default: the shipped model)")

@@ -39,6 +39,10 @@ def _speed(audio: np.ndarray, rate: int, speed: float) -> np.ndarray:
         return _resampler(rate, new)(torch.from_numpy(audio)).numpy()
 
 
+PHRASE_GAP_S = (0.08, 0.3)  # silence between a phrase's words (seconds, drawn uniformly)
+PHRASE_EDGE_S = (0.1, 0.4)  # silence before and after a phrase
+
+
 def _frame_energy(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean square of 10 ms frames every 5 ms: `(frame start samples, energies)`."""
     hop, win = SAMPLE_RATE // 200, SAMPLE_RATE // 100
@@ -157,8 +161,8 @@ def render(clip: Clip, voice: Voice, audio: list[tuple[np.ndarray, int]], rng: n
             _level(trimmed(a, r, speed * rng.uniform(0.97, 1.03), w), peak_db + rng.uniform(-3.0, 1.0))
             for (a, r), w in zip(audio, clip.text.split(), strict=True)
         ]
-        gaps = [int(rng.uniform(0.08, 0.3) * SAMPLE_RATE) for _ in parts[1:]]
-        lead, trail = (int(rng.uniform(0.1, 0.4) * SAMPLE_RATE) for _ in range(2))
+        gaps = [int(rng.uniform(*PHRASE_GAP_S) * SAMPLE_RATE) for _ in parts[1:]]
+        lead, trail = (int(rng.uniform(*PHRASE_EDGE_S) * SAMPLE_RATE) for _ in range(2))
         room = int(4.0 * SAMPLE_RATE) - lead - trail - sum(gaps)
         speech = sum(len(p) for p in parts)
         if speech > room:

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from glued_phrases import glue  # noqa: E402
 
 from speechrnn.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from speechrnn.render import speech_span  # noqa: E402
+from speechrnn.render import PHRASE_GAP_S, speech_span  # noqa: E402
 
 
 def test_glued_phrases_hold_one_speakers_command_words_at_their_times(fake_corpus, tmp_path):
@@ -28,7 +28,7 @@ def test_glued_phrases_hold_one_speakers_command_words_at_their_times(fake_corpu
         starts = [w["start"] for w in r["words"]]
         assert starts == sorted(starts) and r["words"][-1]["end"] * SAMPLE_RATE < audio.size
         for w, nxt in zip(r["words"], r["words"][1:], strict=False):
-            assert nxt["start"] - w["end"] >= 0.08  # the gap, as the corpus builder leaves
+            assert nxt["start"] - w["end"] >= PHRASE_GAP_S[0]  # the gap, as the corpus builder leaves
         for w in r["words"]:  # the word's speech is where its times say, silence around the phrase
             lo, hi = int(w["start"] * SAMPLE_RATE), int(w["end"] * SAMPLE_RATE)
             s, e = speech_span(audio[lo:hi])
