@@ -15,7 +15,7 @@ from speechrnn.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from speechrnn.render import PHRASE_GAP_S, speech_span  # noqa: E402
 
 
-def test_glued_phrases_hold_one_speakers_command_words_at_their_times(fake_corpus, tmp_path):
+def test_glued_phrases_hold_command_words_at_their_times(fake_corpus, tmp_path):
     records = glue(fake_corpus, "validation", 12, tmp_path, seed=1)
     validation = set((fake_corpus / "validation_list.txt").read_text().split())
     labels = {p.split("/")[0] for p in validation if not p.startswith("_")}
