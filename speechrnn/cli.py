@@ -181,6 +181,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="warp factors drawn for --vtlp (above 1 moves formants up)",
     )  # fmt: skip
     p.add_argument("--no-phrases", action="store_true", help="train on single words only")
+    p.add_argument(
+        "--balance-words",
+        action="store_true",
+        help="draw the phrases and utterances so that every command word is heard about as often (the "
+        "corpus's utterances say each digit about 650 times, 'tree' under 100): in --spell-steps, the epochs "
+        "and the streams",
+    )
     p.add_argument("--device", default=TrainConfig.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument(
         "--max-minutes",
@@ -216,7 +223,7 @@ def _train_configs(args: argparse.Namespace) -> tuple[TrainConfig, ModelConfig]:
     cfg = TrainConfig(
         data=args.data, task=args.task, augment=not args.no_augment, vtlp_range=tuple(args.vtlp_range),
         phrases=not args.no_phrases, device=args.device, max_minutes=args.max_minutes,
-        limit_batches=args.limit_batches, keep_epochs=args.keep_epochs,
+        limit_batches=args.limit_batches, keep_epochs=args.keep_epochs, balance_words=args.balance_words,
         **{name: getattr(args, name) for _, name, _, _ in _TRAIN_OPTIONS},
     )  # fmt: skip
     model = ModelConfig(n_labels=0, cell=args.cell, bidirectional=not args.unidirectional,

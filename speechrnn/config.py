@@ -168,6 +168,9 @@ class TrainConfig:
     # trains alone (docs/connected-speech.md). 0: none.
     spell_steps: int = 0
     spell_lr: float = 1e-3
+    # Draw the phrases and utterances so that every command word is heard about as often
+    # (`utterances.word_balance`): in the spelling phase, the epochs' long items and the streams.
+    balance_words: bool = False
     streams: int = 2000  # training streams per epoch: clips end to end, label head trained as it streams
     stream_weight: float = 1.0  # weight of the streams' step-wise label loss
     val_streams: int = 300  # validation-voice streams scored every epoch (at most `streams`; none without)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from .speechcommands import SpeechCommandsDataset, collate
 from .system import usable_cores
 from .train_run import Progress, _end_epoch, _open_run, _resume, _save, check_run_out
 from .train_streams import IGNORE, StreamConfig, TrainingStreams, windowed_targets
+from .utterances import word_balance
 
 
 def get_lr(step: int, cfg: TrainConfig, total_steps: int, elapsed: float = 0.0) -> float:
@@ -85,11 +86,21 @@ class EpochBatches(Sampler):
     Long items (phrases, sentences: up to 5 s) are batched only with each other, so a batch of one-second
     words is never padded to the longest phrase; without this nearly every batch held a phrase and cost about
     three times its compute. Batches, not items, are then shuffled and dealt to the ranks, which all get the
-    same number. Resuming skips the batches already done.
+    same number. Resuming skips the batches already done. With `weights` (per item), the long items are
+    drawn with replacement in proportion to them (`utterances.word_balance`), as many as there are.
     """
 
-    def __init__(self, long: list[bool], batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        long: list[bool],
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        weights: Sequence[float] | None = None,
+    ):
         self.long, self.batch_size, self.seed, self.rank, self.world = long, batch_size, seed, rank, world
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
@@ -99,7 +110,11 @@ class EpochBatches(Sampler):
         g = torch.Generator().manual_seed(_seed_for(self.seed, self.epoch))
         order = torch.randperm(len(self.long), generator=g).tolist()
         batches = []
-        for bucket in ([i for i in order if not self.long[i]], [i for i in order if self.long[i]]):
+        longs = [i for i in order if self.long[i]]
+        if self.weights is not None and longs:
+            drawn = torch.multinomial(self.weights[longs], len(longs), replacement=True, generator=g)
+            longs = [longs[j] for j in drawn.tolist()]
+        for bucket in ([i for i in order if not self.long[i]], longs):
             full = len(bucket) // self.batch_size * self.batch_size  # drop each bucket's ragged tail
             batches += [bucket[k : k + self.batch_size] for k in range(0, full, self.batch_size)]
         batches = [batches[k] for k in torch.randperm(len(batches), generator=g).tolist()]
@@ -231,11 +246,17 @@ def _spell(
         )
     size = min(max(1, cfg.batch_size // 2), len(pool))
     per_pass = len(pool) // size
+    weights = None
+    if cfg.balance_words:
+        texts = [data.train.entry(i)[0].text for i in pool]
+        weights = torch.as_tensor(word_balance(texts, data.train.labels))
 
-    def batch_of(k: int) -> list[int]:  # the k-th batch over all ranks: passes of fresh permutations
-        order = torch.randperm(
-            len(pool), generator=torch.Generator().manual_seed(_seed_for(cfg.seed, k // per_pass, 13))
-        )
+    def batch_of(k: int) -> list[int]:  # the k-th batch over all ranks: passes of fresh draws
+        g = torch.Generator().manual_seed(_seed_for(cfg.seed, k // per_pass, 13))
+        if weights is None:
+            order = torch.randperm(len(pool), generator=g)
+        else:
+            order = torch.multinomial(weights, len(pool), replacement=True, generator=g)
         return [pool[j] for j in order[(k % per_pass) * size : (k % per_pass + 1) * size].tolist()]
 
     steps = range(progress.spelled, cfg.spell_steps)
@@ -369,7 +390,7 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
-    sampler = EpochBatches(data.long, cfg.batch_size, cfg.seed, rank, world)
+    sampler = EpochBatches(data.long, cfg.batch_size, cfg.seed, rank, world, data.weights)
     batches_per_epoch = min(len(sampler), cfg.limit_batches or len(sampler))
     if batches_per_epoch == 0:
         raise SpeechRNNError(
@@ -478,6 +499,7 @@ class _Data:
     val: SpeechCommandsDataset  # clips and phrases, full context
     val_words: Dataset  # isolated words (and validation streams), scored as when streaming
     long: list[bool]  # per training item: batched with the other long items (phrases, sentences, streams)
+    weights: list[float] | None = None  # per training item: drawn in proportion (`TrainConfig.balance_words`)
 
     @property
     def both(self) -> Dataset:
@@ -498,7 +520,11 @@ def _make_data(cfg: TrainConfig) -> _Data:
     streams = None
     if cfg.streams > 0:
         streams = TrainingStreams(
-            train_set.corpus, labels, StreamConfig(per_epoch=cfg.streams), augment, cfg.seed
+            train_set.corpus,
+            labels,
+            StreamConfig(per_epoch=cfg.streams, balance_words=cfg.balance_words),
+            augment,
+            cfg.seed,
         )
     val = SpeechCommandsDataset(
         cfg.data, "validation", cfg.task, seed=cfg.seed, phrases=cfg.phrases, labels=labels
@@ -515,7 +541,13 @@ def _make_data(cfg: TrainConfig) -> _Data:
         (clip is not None and clip.label in LONG_LABELS)
         for clip, _ in map(train_set.entry, range(len(train_set)))
     ] + [True] * (len(streams) if streams is not None else 0)
-    return _Data(train_set, streams, val, val_words, long)
+    weights = None
+    if cfg.balance_words:
+        texts = [
+            clip.text if clip is not None else "" for clip, _ in map(train_set.entry, range(len(train_set)))
+        ]
+        weights = word_balance(texts, labels).tolist() + [1.0] * (len(long) - len(texts))
+    return _Data(train_set, streams, val, val_words, long, weights)
 
 
 def _new_model(

@@ -29,6 +29,7 @@ from .corpus import Clip
 from .errors import SpeechRNNError
 from .model import ModelOutput, Recognizer, windowed_labels
 from .speechcommands import NO_LABEL, Corpus, Example, split_name
+from .utterances import word_balance
 from .words import SILENCE, UNKNOWN
 
 IGNORE = -100  # target of steps without one (`cross_entropy(ignore_index=IGNORE)`)
@@ -59,6 +60,7 @@ class StreamConfig:
     speed_prob: float = 0.5  # chance of a per-clip speed change (its word times are scaled with it)
     speed_range: tuple[float, float] = (0.85, 1.15)
     gain_db: float = 6.0  # per-clip level change, either way
+    balance_words: bool = False  # phrases and utterances drawn so every command word is about as frequent
 
     def __post_init__(self) -> None:
         lo, hi = self.clips
@@ -71,6 +73,10 @@ class StreamConfig:
             )
         if len(self.kinds) != 5 or min(self.kinds) < 0 or sum(self.kinds) <= 0:
             raise SpeechRNNError(f"StreamConfig.kinds: expected 5 non-negative weights, got {self.kinds}")
+
+
+def _normalised(weights: np.ndarray) -> np.ndarray:
+    return weights / weights.sum()
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,13 @@ class TrainingStreams(Dataset):
             tuple(c for c in corpus.sentences[split] if c.words),
             tuple(c for c in corpus.utterances.get(split, ()) if c.words),
         )
+        words = tuple(self._word_ids)
+        # Per pool, the chance of each clip (None: uniform); only multi-word pools need balancing.
+        self._clip_p = tuple(
+            _normalised(word_balance([c.text for c in pool], words)) if config.balance_words and k in (2, 4) and pool
+            else None
+            for k, pool in enumerate(self._pools)
+        )  # fmt: skip
         weights = np.array([w if pool else 0.0 for w, pool in zip(config.kinds, self._pools, strict=True)])
         if weights.sum() <= 0:
             raise SpeechRNNError(f"{corpus.root}: no {split} clips to build training streams from")
@@ -247,7 +260,8 @@ class TrainingStreams(Dataset):
                 break
             kind = int(rng.choice(len(self._kind_p), p=self._kind_p))
             pool = self._pools[kind]
-            clip = pool[int(rng.integers(len(pool)))]
+            p = self._clip_p[kind]
+            clip = pool[int(rng.integers(len(pool)) if p is None else rng.choice(len(pool), p=p))]
             fragment = kind == 0 and len(clip.words) <= 1 and rng.random() < cfg.fragment_prob
             audio, clip_spans, text = self._clip(clip, fragment, rng)
             if k:

@@ -7,6 +7,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -232,6 +233,27 @@ def test_phrases_and_utterances_are_batched_apart_from_words(fake_corpus):
     assert all(data.long[len(kinds) :])  # the streams
 
 
+def test_balanced_words_weigh_the_long_items_the_spelling_phase_and_the_streams(
+    fake_corpus, tmp_path, monkeypatch
+):
+    from speechrnn.utterances import word_balance
+
+    data = train_module._make_data(_cfg(fake_corpus, balance_words=True))
+    clips = [clip for clip, _ in map(data.train.entry, range(len(data.train)))]
+    texts = [c.text if c is not None else "" for c in clips]
+    np.testing.assert_allclose(data.weights[: len(texts)], word_balance(texts, data.train.labels))
+    assert len(set(data.weights[: len(texts)])) > 2 and all(w == 1.0 for w in data.weights[len(texts) :])
+    assert data.streams._clip_p[4] is not None and data.streams._clip_p[0] is None  # utterances, not words
+    assert train_module._make_data(_cfg(fake_corpus)).weights is None
+    balanced = []
+    monkeypatch.setattr(
+        train_module, "word_balance", lambda t, w: balanced.append(len(t)) or word_balance(t, w)
+    )
+    train(_cfg(fake_corpus, epochs=1, limit_batches=1, spell_steps=2, balance_words=True), tmp_path / "m.pt",
+          model_config=TINY, progress_bar=False)  # fmt: skip
+    assert len(balanced) == 2  # the epochs' items, then the spelling phase's pool
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -340,6 +362,18 @@ def test_epoch_batches_bucket_long_items_and_share_ranks_evenly():
     assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
 
 
+def test_epoch_batches_draw_long_items_by_their_weights():
+    from speechrnn.train import EpochBatches
+
+    long = [i % 2 == 0 for i in range(400)]
+    weights = [4.0 if i % 4 == 0 else 1.0 for i in range(400)]  # half the long items weigh four times more
+    seen = [i for b in EpochBatches(long, 4, seed=1, weights=weights) for i in b]
+    heavy = sum(i % 4 == 0 for i in seen)
+    light = sum(i % 4 == 2 for i in seen)
+    assert heavy + light == 200 and heavy > 3 * light  # as many long items as before, drawn 4:1
+    assert sum(not long[i] for i in seen) == 200 and len({i for i in seen if not long[i]}) == 200
+
+
 def test_train_config_round_trips_and_an_older_checkpoint_trains_without_the_formant_warp():
     cfg = TrainConfig(data="x", vtlp_range=(0.85, 1.15))
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -356,9 +390,17 @@ def test_train_command_passes_the_formant_warp_and_kept_epochs(monkeypatch, tmp_
     seen = {}
     monkeypatch.setattr(train_module, "train", lambda cfg, out, **kw: seen.update(cfg=cfg))
     argv = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m.pt")]  # checked: a folder
-    assert cli.main([*argv, "--vtlp", "0.6", "--vtlp-range", "0.85", "1.15", "--keep-epochs"]) == 0
+    assert (
+        cli.main([*argv, "--vtlp", "0.6", "--vtlp-range", "0.85", "1.15", "--keep-epochs", "--balance-words"])
+        == 0
+    )
     cfg = seen["cfg"]
-    assert (cfg.vtlp_prob, cfg.vtlp_range, cfg.keep_epochs) == (0.6, (0.85, 1.15), True)
+    assert (cfg.vtlp_prob, cfg.vtlp_range, cfg.keep_epochs, cfg.balance_words) == (
+        0.6,
+        (0.85, 1.15),
+        True,
+        True,
+    )
     assert cli.main(argv) == 0
     defaults = TrainConfig(data=str(tmp_path))
     assert (seen["cfg"].vtlp_prob, seen["cfg"].vtlp_range) == (defaults.vtlp_prob, defaults.vtlp_range)

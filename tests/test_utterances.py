@@ -25,6 +25,7 @@ from speechrnn.utterances import (
     prose_texts,
     rate_of,
     utterance_texts,
+    word_balance,
     word_bounds,
 )
 from speechrnn.words import WORDS_V2
@@ -53,6 +54,24 @@ def test_training_prose_spells_filler_words_and_no_command_word():
         assert 3 <= len(text.split()) <= 12 and set(text.split()) <= fillers, text
         assert kind_of(text, WORDS_V2) == "prose" and not command_tokens(text, WORDS_V2), text
     assert len({w for t in texts for w in t.split()}) > 1000  # the breadth of English, not a few words
+
+
+def test_word_balance_draws_every_command_word_about_as_often_and_leaves_prose_alone():
+    rng = np.random.default_rng(0)
+    words = ("three", "tree", "go", "stop")
+    texts = utterance_texts(words, 2000, rng)
+    weights = word_balance(texts, words)
+    counts = dict.fromkeys(words, 0.0)
+    plain = dict.fromkeys(words, 0)
+    for text, w in zip(texts, weights, strict=True):
+        for word in command_tokens(text, words):
+            counts[word] += w
+            plain[word] += 1
+    assert max(plain.values()) > 2 * min(plain.values())  # "three" rides on every digit string
+    assert max(counts.values()) < 1.05 * min(counts.values())
+    held = np.array([bool(command_tokens(t, words)) for t in texts])
+    assert (weights[~held] == 1).all() and weights[held].sum() == pytest.approx(held.sum())
+    assert (word_balance(["wait for me"], words) == 1).all()
 
 
 def test_speaking_rates_are_fixed_by_the_path_and_all_used():
