@@ -63,6 +63,7 @@ from speechrnn.corpus import UTTERANCE
 from speechrnn.decoding import UNK_WORD, DecodingOptions
 from speechrnn.latency import LIVE
 from speechrnn.live import DECIDE, DECISIONS, KeywordListener
+from speechrnn.spotter import SpotterConfig
 from speechrnn.streaming import TorchStep
 from speechrnn.transcribe import transcribe
 from speechrnn.utterances import DIGITS, HOMOPHONES, command_tokens
@@ -172,6 +173,7 @@ def run_listen(
     decisions: list[str],
     thresholds: list,
     spans: tuple[float, ...] | list[float] = (SearchConfig.span_ms,),
+    spotter: SpotterConfig | None = None,
 ) -> tuple[dict[str, list], list[dict], float, float]:
     """The utterances end to end as one live stream (noise between them), through the live recogniser once
     and a `KeywordListener` per decision rule (and per search span, for the search): the detections of each,
@@ -188,7 +190,9 @@ def run_listen(
         for threshold in thresholds:
             key = name if threshold is None else f"{name}, threshold {threshold:g}"
             config = SearchConfig(span_ms=span)  # read by the search only
-            listener = KeywordListener(step, decide=decide, threshold=threshold, search_config=config)
+            listener = KeywordListener(
+                step, decide=decide, threshold=threshold, config=spotter, search_config=config
+            )
             start = time.perf_counter()
             detections[key] = [d for out in outputs for d in listener.hear(out).detections]
             detections[key + " seconds"] = time.perf_counter() - start
@@ -322,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[SearchConfig.span_ms],
         help="the stream each of the search's runs reads (--decide search)",
     )
+    parser.add_argument(
+        "--refractory-ms",
+        type=float,
+        default=SpotterConfig.refractory_ms,
+        help="the label head's spotter: no event for this long after one",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--no-report", action="store_true", help="do not write docs/BENCHMARKS.md")
@@ -362,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.decide,
                 args.threshold,
                 args.search_span_ms,
+                SpotterConfig(refractory_ms=args.refractory_ms),
             )
             for key in (k for k in found if not k.endswith(" seconds")):
                 heard = _detections_per_utterance(records, truth, found[key])

@@ -35,6 +35,7 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -305,9 +306,15 @@ def detect(
     return [d for out in outputs for d in spotter.update(out)]
 
 
-def listen_events(outputs: list[StreamOutput], step, decide: str, threshold: float | None) -> list:
+def listen_events(
+    outputs: list[StreamOutput],
+    step,
+    decide: str,
+    threshold: float | None,
+    config: SpotterConfig | None = None,
+) -> list:
     """The events `listen --decide DECIDE` gives for a stream's outputs (`step`: the backend they came from)."""
-    listener = KeywordListener(step, threshold=threshold, decide=decide)
+    listener = KeywordListener(step, threshold=threshold, decide=decide, config=config)
     return [d for out in outputs for d in listener.hear(out).detections]
 
 
@@ -413,19 +420,19 @@ def measure_accuracy(model: Recognizer, data: Path, args: argparse.Namespace) ->
     audio, words = build_stream(data, commands, noise, rng, args.snr_db, (0.4, 1.2))
     ctc = args.decide != "label"
     outputs = stream_outputs(model, audio, args.chunk_ms, args.lookahead_ms, ctc)
-    base = SpotterConfig()
-    chosen = SpotterConfig(threshold=args.threshold if args.threshold is not None else base.threshold)
+    base = SpotterConfig(refractory_ms=args.refractory_ms)
+    chosen = replace(base, threshold=args.threshold if args.threshold is not None else base.threshold)
     table = model.thresholds.get("label", {}) if args.threshold is None else {}  # as `listen` decides
     step = TorchStep(model, args.chunk_ms, args.lookahead_ms)
 
     def events(outs: list[StreamOutput], threshold: float | None, thresholds: dict | None = None) -> list:
         """`listen`'s events at `threshold` (None: the decision's default)."""
         if args.decide != "label":
-            return listen_events(outs, step, args.decide, threshold)
+            return listen_events(outs, step, args.decide, threshold, base)
         return detect(
             outs,
             model.labels,
-            SpotterConfig(threshold=base.threshold if threshold is None else threshold),
+            replace(base, threshold=base.threshold if threshold is None else threshold),
             thresholds,
         )
 
@@ -584,6 +591,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"recogniser look-ahead (default: {LIVE.lookahead_ms:g}, as listen)",
     )
     p.add_argument("--threshold", type=float, help="spotter threshold (default: the spotter's)")
+    p.add_argument(
+        "--refractory-ms",
+        type=float,
+        default=SpotterConfig.refractory_ms,
+        help=f"no event for this long after one (default: {SpotterConfig.refractory_ms:g})",
+    )
     p.add_argument(
         "--decide", choices=DECISIONS, default=DECIDE, help=f"how listen decides (default: {DECIDE})"
     )

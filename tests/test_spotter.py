@@ -102,6 +102,13 @@ def test_refractory_time_suppresses_close_events():
     assert len(_spot(_scores([("yes", 200, 0.9)]), min_ms=20, refractory_ms=100)) == 1
 
 
+def test_by_default_two_words_said_in_one_breath_both_fire():
+    # "yes no" connected: the second word tops the labels 0.3 s after the first, for 0.2 s (docs/LIVE.md,
+    # refractory; 500 ms missed it).
+    probs = _scores([("_silence_", 20, 0.9), ("yes", 15, 0.9), ("no", 10, 0.9), ("_silence_", 40, 0.9)])
+    assert [e.keyword for e in _spot(probs)] == ["yes", "no"]
+
+
 def test_a_keyword_that_creeps_over_the_threshold_late_does_not_fire():
     # "yes" is on top but under the threshold for 0.6 s, then rises: a word sliding out of the window, not a
     # new word.
