@@ -278,7 +278,7 @@ class SpotterConfig:
     smooth_ms: float = 100.0  # moving average of the label probabilities (the head already pools over 1 s)
     min_ms: float = 40.0  # the keyword must stay top and above threshold for this long (supporting steps)
     refractory_ms: float = 300.0  # after an event, no other event for this long: connected command words
-    # follow each other 0.3-0.5 s apart (500 ms lost 2.4 points of them on validation, docs/LIVE.md); a run
+    # follow each other 0.3-0.5 s apart (500 ms lost 2.5 points of them on validation, docs/LIVE.md); a run
     # of steps never fires twice anyway
     onset_ms: float | None = 500.0  # a keyword fires only if it reaches the threshold this soon after it
     # became the top label (None: any time); later, it is a word sliding out of the window, not a new one

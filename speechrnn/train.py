@@ -537,16 +537,13 @@ def _make_data(cfg: TrainConfig) -> _Data:
             train_set.corpus, labels, n_val, AugmentConfig(), cfg.seed, split="validation"
         )
         val_words = ConcatDataset([val_words, val_streams])
-    long = [
-        (clip is not None and clip.label in LONG_LABELS)
-        for clip, _ in map(train_set.entry, range(len(train_set)))
-    ] + [True] * (len(streams) if streams is not None else 0)
+    clips = [clip for clip, _ in map(train_set.entry, range(len(train_set)))]
+    n_streams = len(streams) if streams is not None else 0
+    long = [clip is not None and clip.label in LONG_LABELS for clip in clips] + [True] * n_streams
     weights = None
     if cfg.balance_words:
-        texts = [
-            clip.text if clip is not None else "" for clip, _ in map(train_set.entry, range(len(train_set)))
-        ]
-        weights = word_balance(texts, labels).tolist() + [1.0] * (len(long) - len(texts))
+        texts = [clip.text if clip is not None else "" for clip in clips]
+        weights = word_balance(texts, labels).tolist() + [1.0] * n_streams
     return _Data(train_set, streams, val, val_words, long, weights)
 
 

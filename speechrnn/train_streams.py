@@ -75,10 +75,6 @@ class StreamConfig:
             raise SpeechRNNError(f"StreamConfig.kinds: expected 5 non-negative weights, got {self.kinds}")
 
 
-def _normalised(weights: np.ndarray) -> np.ndarray:
-    return weights / weights.sum()
-
-
 @dataclass(frozen=True)
 class LabelSpan:
     """A word of a training stream: its label id and where it is spoken (seconds from the stream start)."""
@@ -188,11 +184,9 @@ class TrainingStreams(Dataset):
         )
         words = tuple(self._word_ids)
         # Per pool, the chance of each clip (None: uniform); only multi-word pools need balancing.
-        self._clip_p = tuple(
-            _normalised(word_balance([c.text for c in pool], words)) if config.balance_words and k in (2, 4) and pool
-            else None
-            for k, pool in enumerate(self._pools)
-        )  # fmt: skip
+        balanced = [word_balance([c.text for c in pool], words) if config.balance_words and k in (2, 4) and pool
+                    else None for k, pool in enumerate(self._pools)]  # fmt: skip
+        self._clip_p = tuple(None if w is None else w / w.sum() for w in balanced)
         weights = np.array([w if pool else 0.0 for w, pool in zip(config.kinds, self._pools, strict=True)])
         if weights.sum() <= 0:
             raise SpeechRNNError(f"{corpus.root}: no {split} clips to build training streams from")
