@@ -164,6 +164,18 @@ def run_pocketsphinx(clips: list[np.ndarray]) -> tuple[list[str], float]:
     return [hyps.get(n, "") for n in names], seconds
 
 
+def live_stream(model, data: Path, records: list[dict], snr_db: float, seed: int) -> tuple:
+    """The utterances end to end as one live stream (noise between them), through the live recogniser: the
+    step, its outputs, the stream's words, its audio, and the recogniser's compute seconds."""
+    rng = np.random.default_rng(seed)
+    noise = bench_streaming.noise_bed(data, bench_streaming.split_records(data, split_of(data, records)))
+    audio, words = bench_streaming.build_stream(data, records, noise, rng, snr_db, (0.4, 1.2))
+    step = TorchStep(model, LIVE.chunk_ms, LIVE.lookahead_ms)
+    start = time.perf_counter()
+    outputs = bench_streaming.step_outputs(step, audio)
+    return step, outputs, words, audio, time.perf_counter() - start
+
+
 def run_listen(
     model,
     data: Path,
@@ -178,13 +190,7 @@ def run_listen(
     """The utterances end to end as one live stream (noise between them), through the live recogniser once
     and a `KeywordListener` per decision rule (and per search span, for the search): the detections of each,
     the stream's words, its seconds, and the compute seconds of the recogniser and each listener."""
-    rng = np.random.default_rng(seed)
-    noise = bench_streaming.noise_bed(data, bench_streaming.split_records(data, split_of(data, records)))
-    audio, words = bench_streaming.build_stream(data, records, noise, rng, snr_db, (0.4, 1.2))
-    step = TorchStep(model, LIVE.chunk_ms, LIVE.lookahead_ms)
-    start = time.perf_counter()
-    outputs = bench_streaming.step_outputs(step, audio)
-    compute = time.perf_counter() - start
+    step, outputs, words, audio, compute = live_stream(model, data, records, snr_db, seed)
     detections = {}
     for name, decide, span in listen_rules(decisions, spans):
         for threshold in thresholds:

@@ -19,12 +19,9 @@ from collections import Counter
 from pathlib import Path
 
 import bench_connected
-import bench_streaming
 import numpy as np
 
 from speechrnn.checkpoint import default_model_path, load_model
-from speechrnn.latency import LIVE
-from speechrnn.streaming import TorchStep
 from speechrnn.words import SILENCE, UNKNOWN
 
 BEFORE_END_S, AFTER_END_S = 0.1, 0.8  # where the head's verdict on a word is read, around the word's end
@@ -44,11 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_model(args.model or default_model_path())
     records = bench_connected.utterances(args.data, args.split, None, args.seed)
-    noise = bench_streaming.noise_bed(args.data, bench_streaming.split_records(args.data, args.split))
-    rng = np.random.default_rng(args.seed)  # as bench_connected.run_listen draws the stream
-    audio, words = bench_streaming.build_stream(args.data, records, noise, rng, args.snr_db, (0.4, 1.2))
-    outputs = [o for o in bench_streaming.step_outputs(TorchStep(model, LIVE.chunk_ms, LIVE.lookahead_ms), audio)
-               if o.steps]  # fmt: skip
+    _, outputs, words, _, _ = bench_connected.live_stream(model, args.data, records, args.snr_db, args.seed)
+    outputs = [o for o in outputs if o.steps]
     probs = np.concatenate([o.label_probs() for o in outputs])
     ready = np.concatenate([o.ready_seconds for o in outputs])
     labels = list(model.labels)
